@@ -1,0 +1,5 @@
+import sys
+
+from segpilot.cli import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""The `segpilot` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from segpilot import __version__
+from segpilot.commands import data, doctor, suggest
+from segpilot.errors import SegpilotError
+
+EPILOG = """examples:
+  segpilot doctor                       what is installed, what is missing, and the fix
+  segpilot data segments steps.jsonl --rule change --output segments.jsonl
+
+Set SEGPILOT_DEBUG=1 to see full tracebacks."""
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="segpilot",
+        description="Lean 4 proof companion: checked multi-tactic segment suggestions "
+        "from a local model.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"segpilot {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in (doctor, data, suggest):
+        command.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except SegpilotError as err:
+        if os.environ.get("SEGPILOT_DEBUG"):
+            raise
+        print(f"segpilot: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("segpilot: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Output piped into `head` and the like: not an error of ours.
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""segpilot.model: the policy (llama.cpp backend, prompt presets, safety filter)."""

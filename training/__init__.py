@@ -1,0 +1,1 @@
+"""segpilot.training: trace -> dataset -> LoRA -> export (see DESIGN.md)."""
