@@ -1,0 +1,330 @@
+"""An asyncio client for Lean's language server (`lake serve`).
+
+Goals come from `$/lean/plainGoal`, which may answer from a stale snapshot right after an
+edit; `textDocument/waitForDiagnostics` for the document's version is the freshness
+barrier, so `plain_goal` passes it first (once per version). Diagnostics and
+`$/lean/fileProgress` notifications are kept per document. Failures of the process raise
+`LeanServerError` subclasses (see `segpilot.lean.lsp_transport`); a timeout kills the
+server, and `restart()` starts a new one with the documents that were open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from segpilot.lean.goals import Goal, GoalState, parse_goal, parse_plain_goal
+from segpilot.lean.lsp_transport import (
+    JsonRpcProcess,
+    LeanServerDied,
+    LeanServerError,
+    LeanServerTimeout,
+)
+from segpilot.lean.positions import DocumentPositions, LspPosition, TextPosition
+
+DEFAULT_COMMAND = ("lake", "serve")
+# Server->client requests that need nothing from us (Lean registers a file watcher after
+# `initialized`); any other one is answered with MethodNotFound.
+_ACCEPTED_SERVER_REQUESTS = frozenset(
+    {"client/registerCapability", "client/unregisterCapability", "window/workDoneProgress/create"}
+)
+
+
+@dataclass
+class OpenDocument:
+    """A document the client has opened, at its latest version."""
+
+    uri: str
+    text: str
+    version: int
+    language_id: str = "lean4"
+
+
+@dataclass(frozen=True)
+class FileProgress:
+    """The latest `$/lean/fileProgress` of a document: the ranges still being elaborated."""
+
+    version: int | None
+    processing: tuple[Mapping[str, Any], ...]
+
+    @property
+    def done(self) -> bool:
+        return not self.processing
+
+    @property
+    def fatal(self) -> bool:
+        """Lean's worker for this file stopped with a fatal error (kind 2)."""
+        return any(item.get("kind") == 2 for item in self.processing)
+
+
+@dataclass(frozen=True)
+class PlainTermGoal:
+    """A `$/lean/plainTermGoal` result: the expected type of the term at a position."""
+
+    goal: Goal
+    start: LspPosition
+    end: LspPosition
+
+
+class LeanServerClient:
+    """One `lake serve` process and the documents opened in it. An async context manager.
+
+    `request_timeout` bounds ordinary requests; `elaboration_timeout` bounds waiting for a
+    document to be elaborated. Either one passing kills the server.
+    """
+
+    def __init__(
+        self,
+        project_dir: str | os.PathLike[str] = ".",
+        command: Sequence[str] = DEFAULT_COMMAND,
+        *,
+        request_timeout: float = 60.0,
+        elaboration_timeout: float = 600.0,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.project_dir = Path(project_dir)
+        self.command = list(command)
+        self.request_timeout = request_timeout
+        self.elaboration_timeout = elaboration_timeout
+        self.env = env
+        self.documents: dict[str, OpenDocument] = {}
+        self.capabilities: dict[str, Any] = {}
+        self.server_info: dict[str, Any] | None = None
+        self._rpc: JsonRpcProcess | None = None
+        self._diagnostics: dict[str, list[dict[str, Any]]] = {}
+        self._progress: dict[str, FileProgress] = {}
+        self._fresh: dict[str, int] = {}
+        self._updated = asyncio.Event()
+
+    async def __aenter__(self) -> LeanServerClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
+
+    @property
+    def is_alive(self) -> bool:
+        return self._rpc is not None and self._rpc.is_alive
+
+    @property
+    def pid(self) -> int | None:
+        return self._rpc.pid if self._rpc is not None else None
+
+    def stderr_tail(self) -> str:
+        """The last lines the server wrote to stderr."""
+        return self._rpc.stderr_tail() if self._rpc is not None else ""
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the server and run the initialize handshake (no-op when it is running)."""
+        if self.is_alive:
+            return
+        self._rpc = JsonRpcProcess(
+            self.command,
+            self.project_dir,
+            env=self.env,
+            on_notification=self._on_notification,
+            on_failure=self._bump,
+            accepted_requests=_ACCEPTED_SERVER_REQUESTS,
+        )
+        await self._rpc.start()
+        params = {
+            "processId": os.getpid(),
+            "rootUri": self.project_dir.resolve().as_uri(),
+            "capabilities": {"general": {"positionEncodings": ["utf-16"]}},
+            "initializationOptions": {"hasWidgets": False},
+        }
+        result = await self.request("initialize", params) or {}
+        self.capabilities = result.get("capabilities", {})
+        self.server_info = result.get("serverInfo")
+        await self.notify("initialized", {})
+
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Ask the server to shut down and exit; kill it if it has not within `timeout`."""
+        rpc = self._rpc
+        if rpc is None:
+            return
+        if rpc.is_alive:
+            try:
+                await rpc.request("shutdown", None, timeout=timeout)
+                rpc.expect_exit()
+                await rpc.notify("exit", None, timeout=timeout)
+            except LeanServerError:
+                pass  # it is killed below if it is still there
+        await rpc.close(timeout)
+
+    async def restart(self) -> None:
+        """Stop the server (whatever its state), start a new one, re-open the open documents."""
+        documents = list(self.documents.values())
+        await self.shutdown()
+        self.documents.clear()
+        self._diagnostics.clear()
+        self._progress.clear()
+        self._fresh.clear()
+        await self.start()
+        for doc in documents:
+            await self.did_open(doc.uri, doc.text, language_id=doc.language_id, version=doc.version)
+
+    async def request(self, method: str, params: Any, *, timeout: float | None = None) -> Any:
+        """Send any request and return its raw result."""
+        limit = self.request_timeout if timeout is None else timeout
+        return await self._transport(method).request(method, params, timeout=limit)
+
+    async def notify(self, method: str, params: Any) -> None:
+        """Send any notification."""
+        await self._transport(method).notify(method, params, timeout=self.request_timeout)
+
+    def _transport(self, method: str) -> JsonRpcProcess:
+        if self._rpc is None:
+            raise LeanServerDied("the server has not been started", request={"method": method})
+        return self._rpc
+
+    def _on_notification(self, method: str, params: Any) -> None:
+        if method == "textDocument/publishDiagnostics":
+            self._diagnostics[params["uri"]] = list(params["diagnostics"])
+        elif method == "$/lean/fileProgress":
+            document = params["textDocument"]
+            processing = tuple(params["processing"])
+            self._progress[document["uri"]] = FileProgress(document.get("version"), processing)
+        else:
+            return
+        self._bump()
+
+    def _bump(self) -> None:
+        """Wake whatever waits for a change of diagnostics, progress or liveness."""
+        self._updated.set()
+        self._updated = asyncio.Event()
+
+    # -- documents -------------------------------------------------------------------------
+
+    def _document(self, uri: str) -> OpenDocument:
+        try:
+            return self.documents[uri]
+        except KeyError:
+            raise ValueError(f"{uri} is not open in this client") from None
+
+    async def did_open(
+        self, uri: str, text: str, *, language_id: str = "lean4", version: int = 1
+    ) -> int:
+        """Open a document; returns its version."""
+        if uri in self.documents:
+            raise ValueError(f"{uri} is already open")
+        self.documents[uri] = OpenDocument(uri, text, version, language_id)
+        document = {"uri": uri, "languageId": language_id, "version": version, "text": text}
+        await self.notify("textDocument/didOpen", {"textDocument": document})
+        return version
+
+    async def did_change(self, uri: str, text: str) -> int:
+        """Replace the whole text of an open document; returns its new version."""
+        doc = self._document(uri)
+        doc.version += 1
+        doc.text = text
+        params = {
+            "textDocument": {"uri": uri, "version": doc.version},
+            "contentChanges": [{"text": text}],
+        }
+        await self.notify("textDocument/didChange", params)
+        return doc.version
+
+    async def did_close(self, uri: str) -> None:
+        """Close a document and forget what the server said about it."""
+        self._document(uri)
+        del self.documents[uri]
+        self._diagnostics.pop(uri, None)
+        self._progress.pop(uri, None)
+        self._fresh.pop(uri, None)
+        await self.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+    def diagnostics(self, uri: str) -> list[dict[str, Any]]:
+        """The latest diagnostics Lean published for `uri` (LSP Diagnostic objects)."""
+        return list(self._diagnostics.get(uri, []))
+
+    def progress(self, uri: str) -> FileProgress | None:
+        """The latest `$/lean/fileProgress` for `uri`, if one arrived."""
+        return self._progress.get(uri)
+
+    async def wait_for_diagnostics(
+        self, uri: str, version: int | None = None, *, timeout: float | None = None
+    ) -> None:
+        """Wait until Lean has elaborated `version` (default: the latest) of the document."""
+        doc = self._document(uri)
+        target = doc.version if version is None else version
+        limit = self.elaboration_timeout if timeout is None else timeout
+        params = {"uri": uri, "version": target}
+        await self.request("textDocument/waitForDiagnostics", params, timeout=limit)
+        if self.documents.get(uri) is doc:
+            self._fresh[uri] = max(target, self._fresh.get(uri, target))
+
+    async def wait_until_processed(self, uri: str, *, timeout: float | None = None) -> FileProgress:
+        """Wait until fileProgress reports nothing left to process (or a fatal error) for
+        the document's current version; the server is killed if `timeout` passes first."""
+        doc = self._document(uri)
+        limit = self.elaboration_timeout if timeout is None else timeout
+        method = "$/lean/fileProgress"
+
+        async def settled() -> FileProgress:
+            while True:
+                if not self.is_alive:
+                    raise LeanServerDied(
+                        "the server stopped while elaborating",
+                        request={"method": method, "uri": uri},
+                        stderr_tail=self.stderr_tail(),
+                    )
+                progress = self._progress.get(uri)
+                if (
+                    progress is not None
+                    and (progress.version or 0) >= doc.version
+                    and (progress.done or progress.fatal)
+                ):
+                    return progress
+                await self._updated.wait()
+
+        try:
+            return await asyncio.wait_for(settled(), limit)
+        except asyncio.TimeoutError:
+            reason = f"{uri} was still being processed after {limit:g} s; the server was killed"
+            if self._rpc is not None:
+                self._rpc.fail(LeanServerTimeout, reason)
+            raise LeanServerTimeout(
+                reason, request={"method": method, "uri": uri}, stderr_tail=self.stderr_tail()
+            ) from None
+
+    # -- goals -----------------------------------------------------------------------------
+
+    async def _fresh_request(self, method: str, uri: str, line: int, character: int) -> Any:
+        doc = self._document(uri)
+        if self._fresh.get(uri, -1) < doc.version:
+            await self.wait_for_diagnostics(uri, doc.version)
+        position = LspPosition(line, character).to_json()
+        return await self.request(method, {"textDocument": {"uri": uri}, "position": position})
+
+    async def plain_goal(self, uri: str, line: int, character: int) -> GoalState | None:
+        """The tactic goals at an LSP position (UTF-16 `character`); `None` outside a proof."""
+        return parse_plain_goal(await self._fresh_request("$/lean/plainGoal", uri, line, character))
+
+    async def goal_at(self, uri: str, where: int | TextPosition) -> GoalState | None:
+        """The tactic goals at a string offset or a (line, code-point column) of the document."""
+        positions = DocumentPositions(self._document(uri).text)
+        if isinstance(where, TextPosition):
+            position = positions.text_to_lsp(where)
+        else:
+            position = positions.offset_to_lsp(where)
+        return await self.plain_goal(uri, position.line, position.character)
+
+    async def plain_term_goal(self, uri: str, line: int, character: int) -> PlainTermGoal | None:
+        """The expected type at an LSP position; `None` where there is no term."""
+        result = await self._fresh_request("$/lean/plainTermGoal", uri, line, character)
+        if result is None:
+            return None
+        span = result["range"]
+        return PlainTermGoal(
+            parse_goal(result["goal"]),
+            LspPosition.from_json(span["start"]),
+            LspPosition.from_json(span["end"]),
+        )
