@@ -1,5 +1,264 @@
-"""Placeholder: being written."""
+"""`segpilot data`: build training data from proof trajectories.
+
+`segpilot data segments` cuts trajectories (JSONL, one tactic step per row) into segments
+with one of the rules of `segpilot.segments` and writes one JSON object per segment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from segpilot.errors import SegpilotError
+from segpilot.segments import DEFAULT_MAX_TACTICS, OUTPUT_FIELDS, RULES
+
+# Bad rows listed one by one on stderr; the rest are counted (all go to --bad-rows FILE).
+SHOWN_BAD_ROWS = 20
+# Inputs at least this large get a progress bar when stderr is a terminal.
+PROGRESS_MIN_BYTES = 8 << 20
+
+SEGMENTS_DESCRIPTION = f"""\
+Cut proof trajectories into segments: blocks of tactics that end where the rule says.
+A training example is (goal state at the segment's start -> the segment's tactic block).
+
+rules (a segment always ends at the trajectory's last step):
+{chr(10).join(f"  {rule.name:<8}ends {rule.description}" for rule in RULES.values())}
+  Every rule but `whole` also ends a segment at --max-tactics steps.
+
+input: JSON Lines, one step per row, with `tactic` and the goals before and after it,
+  either as lists (`goals_before`, `goals_after`: one string per goal) or as Lean's
+  printed state strings (`state_before`, `state_after`: goals separated by a blank line,
+  `no goals` when done). On each side the list wins when present; a row that also has the
+  string must agree on the number of goals. State strings are parsed to count their goals;
+  list items must be strings and are not parsed (their number is the count). Rows with
+  equal --group-by values (any JSON values, types kept) form one trajectory, in file
+  order; other fields are ignored. Blank lines are skipped.
+
+output: one JSON object per segment, trajectories in order of first appearance: the
+  group-by fields with their input values, then `start` and `end` (0-based step indices,
+  inclusive), `n_goals_before`, `n_goals_after`, `tactics` (list), `state` (the goal state
+  at the start: a list's goals joined by a blank line, or `no goals`; a state string
+  exactly as given) and `target` (the tactics, one per line; multi-line tactics verbatim).
+  The file is written atomically (a temporary file beside it, then renamed) and is never
+  the input file.
+
+bad rows (a line that is not UTF-8, not JSON or not an object; a missing group-by field;
+  a missing or blank tactic; goals missing, null or unparseable) are reported on stderr
+  with their line numbers and skipped; exit status 0. With --strict the first bad row
+  fails the run (exit 1, "line N: <what>") and no output is written."""
+
+SEGMENTS_EXAMPLES = """\
+examples:
+  segpilot data segments steps.jsonl --rule change --output segments.jsonl
+  segpilot data segments steps.jsonl --rule close --max-tactics 4 --output close4.jsonl
+  segpilot data segments traced.jsonl --rule whole --group-by file,theorem -o proofs.jsonl
+  segpilot data segments steps.jsonl --rule step --strict --output - | head"""
+
+DATA_EXAMPLES = """\
+examples:
+  segpilot data segments steps.jsonl --rule change --output segments.jsonl
+  segpilot data segments --help"""
 
 
-def register(subparsers) -> None:
-    pass
+def register(subparsers: Any) -> None:
+    data = subparsers.add_parser(
+        "data",
+        help="build training data from proof trajectories",
+        description="Build training data from proof trajectories.",
+        epilog=DATA_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data.set_defaults(func=lambda args: _usage(data))
+    commands = data.add_subparsers(dest="data_command", metavar="COMMAND")
+    segments = commands.add_parser(
+        "segments",
+        help="cut trajectories into segments (change, close, step or whole)",
+        description=SEGMENTS_DESCRIPTION,
+        epilog=SEGMENTS_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    segments.add_argument("input", metavar="INPUT.jsonl", type=Path, help="trajectory steps")
+    segments.add_argument("--rule", required=True, choices=list(RULES), help="where segments end")
+    segments.add_argument(
+        "--group-by",
+        default="theorem",
+        metavar="FIELDS",
+        help="comma-separated fields whose values identify a trajectory (default: theorem)",
+    )
+    segments.add_argument(
+        "--max-tactics",
+        type=_positive_int,
+        default=DEFAULT_MAX_TACTICS,
+        metavar="N",
+        help=f"longest segment, except for --rule whole (default: {DEFAULT_MAX_TACTICS})",
+    )
+    segments.add_argument(
+        "-o", "--output", required=True, metavar="OUT.jsonl", help="where to write; - for stdout"
+    )
+    segments.add_argument(
+        "--strict", action="store_true", help="fail on the first bad row instead of skipping it"
+    )
+    segments.add_argument(
+        "--bad-rows",
+        type=Path,
+        metavar="FILE",
+        help='also write every bad row to FILE as JSONL ({"line": N, "reason": ...})',
+    )
+    segments.set_defaults(func=run_segments)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _group_fields(text: str) -> list[str]:
+    fields = [f.strip() for f in text.split(",")]
+    if not all(fields):
+        raise SegpilotError(f"--group-by {text!r} has an empty field name")
+    if len(set(fields)) != len(fields):
+        raise SegpilotError(f"--group-by {text!r} names a field twice")
+    clash = [f for f in fields if f in OUTPUT_FIELDS]
+    if clash:
+        raise SegpilotError(
+            f"--group-by field {clash[0]!r} would clash with the output field of that name",
+            fix=f"output fields: {', '.join(OUTPUT_FIELDS)}",
+        )
+    return fields
+
+
+def _check_paths(source: Path, output: str, bad_rows: Path | None) -> None:
+    if not source.is_file():
+        raise SegpilotError(f"no such file: {source}")
+    if bad_rows is not None and str(bad_rows) in ("-", output):
+        raise SegpilotError("--bad-rows needs a file of its own, not the output")
+    targets = [Path(output)] if output != "-" else []
+    targets += [bad_rows] if bad_rows is not None else []
+    for target in targets:
+        if target.resolve() == source.resolve() or (target.exists() and target.samefile(source)):
+            raise SegpilotError(f"{target} is the input file; refusing to overwrite it")
+        if target.is_dir():
+            raise SegpilotError(f"{target} is a folder; name a file to write")
+        if not target.parent.is_dir():
+            raise SegpilotError(f"no folder {target.parent} to write {target.name} in")
+
+
+def _progress(lines: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """The lines, drawing a progress bar (by bytes) on stderr for large inputs on a terminal."""
+    if size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield from lines
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=size, unit="B", unit_scale=True, desc="reading", file=sys.stderr) as bar:
+        for line in lines:
+            bar.update(len(line))
+            yield line
+
+
+class _AtomicOutput:
+    """A binary file that appears at `path` only when closed without an error.
+
+    It is written as a temporary file in the same folder and renamed over the target, so
+    a failed run leaves an existing target untouched. `-` means stdout.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._tmp: str | None = None
+
+    def __enter__(self) -> IO[bytes]:
+        if self.path == "-":
+            self._file: IO[bytes] = sys.stdout.buffer
+            return self._file
+        target = Path(self.path)
+        try:
+            fd, self._tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        except OSError as err:
+            raise SegpilotError(f"cannot write in {target.parent}: {err.strerror}") from None
+        self._file = os.fdopen(fd, "wb")
+        return self._file
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        if self._tmp is None:
+            if kind is None:
+                self._file.flush()
+            return
+        self._file.close()
+        if kind is not None:
+            os.unlink(self._tmp)
+            return
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self._tmp, 0o666 & ~umask)
+        os.replace(self._tmp, self.path)
+
+
+def _jsonl(row: dict[str, Any]) -> bytes:
+    return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def run_segments(args: argparse.Namespace) -> int:
+    from segpilot.segments import BadRow, build_segments, read_trajectories
+
+    group_by = _group_fields(args.group_by)
+    source: Path = args.input
+    _check_paths(source, args.output, args.bad_rows)
+    bad: list[BadRow] = []
+    n_steps = n_trajectories = n_segments = 0
+    with source.open("rb") as lines, _AtomicOutput(args.output) as out:
+        items = read_trajectories(_progress(lines, source.stat().st_size), group_by)
+        for item in items:
+            if isinstance(item, BadRow):
+                if args.strict:
+                    raise SegpilotError(str(item), fix="without --strict, bad rows are skipped")
+                if len(bad) < SHOWN_BAD_ROWS:
+                    print(f"segpilot: skipped {item}", file=sys.stderr)
+                bad.append(item)
+                continue
+            fields = dict(zip(group_by, item.key, strict=True))
+            segments = build_segments(item.steps, args.rule, args.max_tactics)
+            out.write(b"".join(_jsonl(fields | s.as_dict()) for s in segments))
+            n_steps += len(item.steps)
+            n_trajectories += 1
+            n_segments += len(segments)
+    if args.bad_rows is not None:
+        with _AtomicOutput(str(args.bad_rows)) as out:
+            out.write(b"".join(_jsonl({"line": b.line, "reason": b.reason}) for b in bad))
+    if len(bad) > SHOWN_BAD_ROWS:
+        listed = f"listed in {args.bad_rows}" if args.bad_rows else "--bad-rows FILE lists all"
+        print(
+            f"segpilot: ... and {len(bad) - SHOWN_BAD_ROWS} more bad rows ({listed})",
+            file=sys.stderr,
+        )
+    if bad and not n_steps:
+        print(
+            "segpilot: no usable rows: check --group-by and the row fields (tactic, "
+            "goals_before/goals_after or state_before/state_after)",
+            file=sys.stderr,
+        )
+    written = "stdout" if args.output == "-" else args.output
+    max_note = "" if args.rule == "whole" else f", at most {args.max_tactics} tactics"
+    print(
+        f"segpilot: {n_steps + len(bad)} rows read, {len(bad)} bad rows skipped, "
+        f"{n_trajectories} trajectories, {n_segments} segments written to {written} "
+        f"(rule {args.rule}{max_note})",
+        file=sys.stderr,
+    )
+    return 0

@@ -5,7 +5,9 @@ server's `$/lean/plainGoal` result, and LeanDojo-style state strings (goals sepa
 blank lines, `no goals` when done, an optional `N goals` header). A goal prints as an
 optional `case tag` line, hypothesis lines (`x y : Nat`, `h : p := v`, or the anonymous
 `: p`), then `⊢ target` (`| target` in conv mode). Long hypotheses and targets wrap onto
-indented continuation lines. `pretty()` gives the text back exactly as Lean printed it.
+indented continuation lines; a hypothesis too long for one line starts with its names
+alone (`this :`) and its type follows on lines indented by two spaces. `pretty()` gives the
+text back exactly as Lean printed it.
 """
 
 from __future__ import annotations
@@ -27,15 +29,19 @@ class GoalParseError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Hypothesis:
     """One hypothesis line: names sharing a type (none for an anonymous one), and a value
-    for `let`-bound names."""
+    for `let`-bound names. `wrapped` when Lean put the type on the lines below the names."""
 
     names: tuple[str, ...]
     type: str
     value: str | None = None
+    wrapped: bool = False
 
     def pretty(self) -> str:
         head = " ".join(self.names)
-        text = f"{head} : {self.type}" if head else f": {self.type}"
+        if self.wrapped:
+            text = f"{head} :\n  {self.type}"
+        else:
+            text = f"{head} : {self.type}" if head else f": {self.type}"
         return text if self.value is None else f"{text} := {self.value}"
 
 
@@ -79,6 +85,9 @@ class GoalState:
 
 
 def _split_hypothesis(line: str) -> Hypothesis:
+    first, _, below = line.partition("\n")
+    if first.endswith(" :") and below.startswith("  "):
+        return Hypothesis(tuple(first[:-2].split(" ")), below[2:], wrapped=True)
     if line.startswith(": "):
         names, rest = (), line[2:]
     else:
@@ -95,7 +104,7 @@ def parse_goal(text: str) -> Goal:
     lines = text.split("\n")
     case = None
     first = lines[0]
-    if first.startswith("case ") and " : " not in first:
+    if first.startswith("case ") and " : " not in first and not first.endswith(" :"):
         case = first[5:]
         lines = lines[1:]
     hyp_lines: list[str] = []
@@ -105,12 +114,16 @@ def parse_goal(text: str) -> Goal:
             target = "\n".join([line[2:], *lines[i + 1 :]])
             hyps = tuple(_split_hypothesis(h) for h in hyp_lines)
             return Goal(target, hyps, case, conv=marker == "|")
-        if hyp_lines and (line[:1].isspace() or (" : " not in line and not line.startswith(": "))):
+        if hyp_lines and (line[:1].isspace() or not _starts_hypothesis(line)):
             # A wrapped hypothesis: Lean indents the continuation lines.
             hyp_lines[-1] += "\n" + line
         else:
             hyp_lines.append(line)
     raise GoalParseError(f"no target line (starting with ⊢) in goal: {text!r}")
+
+
+def _starts_hypothesis(line: str) -> bool:
+    return " : " in line or line.startswith(": ") or line.endswith(" :")
 
 
 def parse_goals(goals: Iterable[str]) -> GoalState:
