@@ -14,6 +14,7 @@ from segpilot.errors import SegpilotError
 EPILOG = """examples:
   segpilot doctor                       what is installed, what is missing, and the fix
   segpilot data segments steps.jsonl --rule change --output segments.jsonl
+  segpilot suggest --state "x y : Nat\\n⊢ x + y = y + x" -k 4
 
 Set SEGPILOT_DEBUG=1 to see full tracebacks."""
 

@@ -1,0 +1,164 @@
+"""The policy: goal state in, ranked and filtered tactic-block candidates out.
+
+Joins the prompt preset, the backend (one batched call for all k candidates), the clean-up,
+the safety filter, and a small LRU cache of finished proposals keyed by the prompt and every
+setting that changes the output (the adapter included), so a repeated state costs nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from segpilot.model import safety
+from segpilot.model.candidates import Candidate, rank
+from segpilot.model.generation import Generation
+from segpilot.model.presets import Preset, get_preset, theorem_from_state
+from segpilot.model.settings import ModelSettings
+
+_INTERRUPTED = ("budget", "cancelled")
+
+
+class Backend(Protocol):
+    """What the policy needs from a backend (`LlamaBackend`, or a scripted one in tests)."""
+
+    adapter_key: Any
+
+    def generate(
+        self,
+        prompt: str,
+        k: int,
+        *,
+        stop: Sequence[str] = (),
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+        budget_s: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Generation: ...
+
+    def set_adapter(self, path: str | None, scale: float = 1.0) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Policy:
+    """Proposes tactic blocks for goal states; the model loads on first use."""
+
+    def __init__(self, settings: ModelSettings | None = None, backend: Backend | None = None):
+        self.settings = settings or ModelSettings()
+        self.preset: Preset = get_preset(self.settings.preset, self.settings.presets)
+        self._backend = backend
+        self._cache: OrderedDict[tuple[Any, ...], tuple[Candidate, ...]] = OrderedDict()
+        self._load_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
+
+    @property
+    def backend(self) -> Backend:
+        with self._load_lock:
+            if self._backend is None:
+                from segpilot.model.backend import LlamaBackend
+
+                self._backend = LlamaBackend(self.settings)
+            return self._backend
+
+    def build_prompt(
+        self, state: Any = "", *, theorem: str = "", name: str = "", proof_before: str = ""
+    ) -> str:
+        """The preset's prompt; a whole-proof preset given only a state gets the state's
+        first goal as an `example` (see `presets.theorem_from_state`)."""
+        state_text = state if isinstance(state, str) else state.pretty()
+        if "theorem" in self.preset.fields and not theorem and state_text:
+            theorem = theorem_from_state(state_text)
+        return self.preset.build_prompt(
+            state=state_text, theorem=theorem, name=name, proof_before=proof_before
+        )
+
+    def postprocess(self, generation: Generation) -> list[Candidate]:
+        """Parse, clean, filter and rank the samples of one generation (rejected included)."""
+        out = []
+        for sample in generation.samples:
+            tactics = self.preset.parse(
+                sample.text, truncated=sample.finish in ("length", *_INTERRUPTED)
+            )
+            if not tactics:
+                continue
+            text = "\n".join(tactics)
+            verdict = safety.check(text)
+            out.append(
+                Candidate(
+                    text,
+                    tuple(tactics),
+                    sample.logprob,
+                    sample.n_tokens,
+                    verdict.reason,
+                    verdict.uses_sorry,
+                )
+            )
+        return rank(out)
+
+    def propose(
+        self,
+        state: Any = "",
+        k: int | None = None,
+        *,
+        theorem: str = "",
+        name: str = "",
+        proof_before: str = "",
+        include_rejected: bool = False,
+        cancel: threading.Event | None = None,
+    ) -> list[Candidate]:
+        """Up to k distinct candidates for `state` (a goal-state string or anything with
+        `.pretty()`), best first, with their summed log-probabilities.
+
+        Rejected candidates (unsafe, with the reason) are left out unless `include_rejected`.
+        A call cut short by the budget or `cancel` returns what it has and is not cached.
+        """
+        s = self.settings
+        k = k or s.k
+        prompt = self.build_prompt(state, theorem=theorem, name=name, proof_before=proof_before)
+        backend = self.backend
+        key = (prompt, k, s.temperature, s.top_p, s.max_tokens, s.seed, backend.adapter_key)
+        with self._cache_lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+        if found is None:
+            generation = backend.generate(
+                prompt,
+                k,
+                stop=self.preset.stop,
+                temperature=s.temperature,
+                top_p=s.top_p,
+                max_tokens=s.max_tokens,
+                seed=s.seed,
+                budget_s=s.budget_s,
+                cancel=cancel,
+            )
+            found = tuple(self.postprocess(generation))
+            interrupted = any(x.finish in _INTERRUPTED for x in generation.samples)
+            if s.cache_size and not interrupted:
+                with self._cache_lock:
+                    self._cache[key] = found
+                    while len(self._cache) > s.cache_size:
+                        self._cache.popitem(last=False)
+        return [c for c in found if include_rejected or c.accepted]
+
+    def set_adapter(self, path: str | None, scale: float = 1.0) -> None:
+        """Swap the LoRA adapter without reloading the model; cached proposals are dropped."""
+        self.backend.set_adapter(path, scale)
+        with self._cache_lock:
+            self._cache.clear()
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+
+    def __enter__(self) -> Policy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

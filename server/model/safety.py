@@ -1,0 +1,158 @@
+"""The safety filter: model output must not run code or change Lean's environment.
+
+Every candidate passes here before Lean sees it. The check works on what Lean would read:
+comments and string contents are blanked first (words inside them do nothing; the `{...}` of
+a string is kept, since interpolation evaluates it), then the text is normalised (NFKC, common
+look-alike letters mapped to Latin, `«»` name quotes dropped) so disguised words still match,
+and every line is searched. Invisible or control characters, and comments or literals left
+open, are rejected outright. `sorry`, `admit` and `stop` are allowed but flagged: such a
+candidate may help a human, but never counts as a proof.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from segpilot.model.lexer import LexError, code_only
+
+# Cyrillic, Greek and other letters that render like Latin ones (Unicode confusables).
+_CONFUSABLES = str.maketrans(
+    {
+        **dict(zip("аеорсухіјѕԁһӏԛԝьт", "aeopcyxijsdhlqwbt", strict=True)),
+        **dict(zip("АВЕКМНОРСТХІЅЈУ", "ABEKMHOPCTXISJY", strict=True)),
+        **dict(zip("αεηικνορτυχ", "aenikvoptux", strict=True)),
+        **dict(zip("ΑΒΕΖΗΙΚΜΝΟΡΤΥΧ", "ABEZHIKMNOPTYX", strict=True)),
+        **dict(zip("ıɑɡօսᴏ", "iagouo", strict=True)),
+        "«": "",
+        "»": "",
+    }
+)
+_INVISIBLE_CATEGORIES = {"Cc", "Cf", "Co", "Cs", "Zl", "Zp"}
+
+_B = r"(?<![\w'!?.])"  # not inside a name, and not a field (`h.open`)
+_E = r"(?![\w'!?])"
+
+
+def _words(*words: str) -> str:
+    return _B + "(?:" + "|".join(re.escape(w) for w in words) + ")" + _E
+
+
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), reason)
+    for pattern, reason in (
+        (
+            r"#\s*(?!v\[)[A-Za-z_][\w!]*",
+            "a `#` command (#eval, #exit, ...) runs code or ends the file",
+        ),
+        (
+            _words(
+                "run_tac",
+                "run_cmd",
+                "run_elab",
+                "run_meta",
+                "by_elab",
+                "elab",
+                "elab_rules",
+                "macro",
+                "macro_rules",
+                "syntax",
+                "declare_syntax_cat",
+                "notation",
+                "infix",
+                "infixl",
+                "infixr",
+                "prefix",
+                "postfix",
+                "initialize",
+                "builtin_initialize",
+                "simproc",
+                "dsimproc",
+            ),
+            "defines or runs a metaprogram",
+        ),
+        (r"`\(", "a syntax quotation is a metaprogram"),
+        (r"@\[", "an attribute can attach compiled code (implemented_by, extern, init)"),
+        (_words("implemented_by", "extern"), "attaches compiled code to a declaration"),
+        (
+            _words(
+                "set_option",
+                "import",
+                "open",
+                "export",
+                "attribute",
+                "local",
+                "scoped",
+                "instance",
+                "namespace",
+                "section",
+                "end",
+                "universe",
+                "variable",
+                "omit",
+                "include",
+                "mutual",
+                "axiom",
+                "theorem",
+                "lemma",
+                "def",
+                "example",
+                "abbrev",
+                "opaque",
+                "structure",
+                "class",
+                "inductive",
+                "noncomputable",
+                "private",
+                "protected",
+                "partial",
+                "deriving",
+                "add_decl_doc",
+                "meta",
+            ),
+            "is a command: it changes the environment or Lean's options",
+        ),
+        (r"(?i)unsafe", "unsafe code"),
+        (r"(?<![\w'!?])(?:IO|EIO|BaseIO)" + _E, "runs IO actions"),
+        (r"(?<![\w'!?])dbg(?:_trace|Trace|Sleep)\w*", "debug tracing runs code"),
+        (
+            r"(?<![\w'!?])(?:native_decide|native|ofReduceBool|ofReduceNat|reduceBool|reduceNat"
+            r"|trustCompiler)" + _E,
+            "trusts compiled code instead of the kernel",
+        ),
+    )
+)
+_SORRY = re.compile(_words("sorry", "admit", "sorryAx", "stop"))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The filter's answer: `ok`, or the first reason found; `uses_sorry` when the block
+    admits goals (allowed, but never a proof)."""
+
+    ok: bool
+    reason: str | None = None
+    uses_sorry: bool = False
+
+
+def normalize(text: str) -> str:
+    """Fold look-alikes to plain Latin so disguised words match (for matching only)."""
+    return unicodedata.normalize("NFKC", text).translate(_CONFUSABLES)
+
+
+def check(block: str) -> Verdict:
+    """Check one tactic block; the reason names the line and the offending text."""
+    for ch in block:
+        if ch not in "\n\t" and unicodedata.category(ch) in _INVISIBLE_CATEGORIES:
+            return Verdict(False, f"invisible or control character U+{ord(ch):04X}")
+    try:
+        code = normalize(code_only(block))
+    except LexError as err:
+        return Verdict(False, f"{err}: it would swallow what follows")
+    for number, line in enumerate(code.split("\n"), 1):
+        for pattern, reason in _RULES:
+            found = pattern.search(line)
+            if found:
+                return Verdict(False, f"line {number}: {found.group(0).strip()!r} {reason}")
+    return Verdict(True, uses_sorry=_SORRY.search(code) is not None)

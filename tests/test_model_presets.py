@@ -1,0 +1,212 @@
+"""Prompt presets: prompts, stop rules, parsing raw model text into tactics, and user presets.
+
+The `segment` and `step` raw texts below were recorded from the default model
+(SmolLM2-135M-Instruct Q4_1, untuned) through this backend (temperature 1, top-p 0.95, seed 0).
+The prover models themselves (7B and larger) cannot run here; their raw texts are written in
+each model's documented output format: BFS-Prover-V2 echoes `{state}:::` before the tactic
+(its model card), InternLM2.5-StepProver answers the bare tactic (its model card's example),
+DeepSeek-Prover continues the code block its prompt opened, Kimina-Prover thinks inside
+`<think>` and then writes a ```lean4 block, and Goedel-Prover-V2 writes a plan then the block.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from segpilot.errors import SegpilotError
+from segpilot.model.policy import Policy
+from segpilot.model.presets import (
+    BUILTIN,
+    get_preset,
+    preset_from_mapping,
+    theorem_from_state,
+)
+from segpilot.model.settings import ModelSettings
+
+STATE = "x y : Nat\n⊢ x + y = y + x"
+
+# (preset, raw text, truncated by the token limit, expected tactics)
+RECORDED = [
+    # SmolLM2 through the segment preset (recorded).
+    (
+        "segment",
+        "hq : q, hq: q, hq: q\ncontains hq: q",
+        False,
+        ["hq : q, hq: q, hq: q", "contains hq: q"],
+    ),
+    (
+        "segment",
+        "conjtr\nchain conv\nOJ\nopc\ninf\nintro obs\nsynow",
+        True,
+        ["conjtr", "chain conv"],
+    ),
+    ("segment", "hk : hb hk\n⊢ hk = hl hl\nh(non-transitive, non-finite)", False, ["hk : hb hk"]),
+    (
+        "segment",
+        "logical nature singular. You have described a declaration of logic and several "
+        "limiting assertions. Ensure everyone is aware of logical limitations.",
+        True,
+        [],
+    ),
+    (
+        "segment",
+        "disjointing ∶ disjointing and the combining each other would be different.\n"
+        "⊢ A ⋍ B    A + + + B   ⊢  A + A + + B\n• It's X",
+        True,
+        [],
+    ),
+    (
+        "segment",
+        "det\ng2idiblines\ntenadicyp, residual, descent\nOverflow\nThe Optimal",
+        True,
+        ["det", "g2idiblines", "tenadicyp, residual, descent"],
+    ),
+    # SmolLM2 through the step preset (recorded; the stop string "\n" already ended it).
+    ("step", "simp", False, ["simp"]),
+    ("step", "break ¬h", False, ["break ¬h"]),
+    # BFS-Prover-V2: the model echoes the state and the separator before the tactic.
+    (
+        "bfs-prover",
+        "a b c : ℝ\nh₀ : 0 < a ∧ 0 < b ∧ 0 < c\n⊢ a ^ 2 * (b + c - a) ≤ 3 * a * b * c:::"
+        "nlinarith [sq_nonneg (a - b), sq_nonneg (b - c), mul_pos h₀.1 h₀.2.1]",
+        False,
+        ["nlinarith [sq_nonneg (a - b), sq_nonneg (b - c), mul_pos h₀.1 h₀.2.1]"],
+    ),
+    (
+        "bfs-prover",
+        "induction n with\n| zero => simp\n| succ n ih => omega",
+        False,
+        ["induction n with\n| zero => simp\n| succ n ih => omega"],
+    ),
+    # InternLM2.5-StepProver: the bare tactic.
+    (
+        "internlm-stepprover",
+        "rw [← Nat.mod_add_div (2 * m + 1) 8]",
+        False,
+        ["rw [← Nat.mod_add_div (2 * m + 1) 8]"],
+    ),
+    # DeepSeek-Prover: the prompt opened the code block; the model ends it.
+    (
+        "whole-proof",
+        "\n  have h₄ : v = 1 / 3 * (30 * (13 / 2)) := by\n    rw [h₁, h₂, h₃]\n"
+        "  -- compute the volume\n  norm_num [h₄]\n```",
+        False,
+        ["have h₄ : v = 1 / 3 * (30 * (13 / 2)) := by\n  rw [h₁, h₂, h₃]", "norm_num [h₄]"],
+    ),
+    # ... and one cut by the token limit: the unfinished line goes.
+    ("whole-proof", "\n  intro x\n  simp only [Nat.add_c", True, ["intro x"]),
+    # Kimina-Prover: thoughts, then a whole theorem in a lean4 block.
+    (
+        "whole-proof",
+        "<think>\nThe volume is a third of base times height.\n```lean4\nsorry\n```\n</think>\n"
+        "```lean4\ntheorem mathd_algebra_478 (b h v : ℝ) (h₁ : v = 1 / 3 * (b * h))\n"
+        "    (h₂ : b = 30) (h₃ : h = 13 / 2) : v = 65 := by\n  rw [h₁, h₂, h₃]\n  norm_num\n```",
+        False,
+        ["rw [h₁, h₂, h₃]", "norm_num"],
+    ),
+    # Goedel-Prover-V2: a plan in prose, then the block; a second declaration is not the proof.
+    (
+        "whole-proof",
+        "### Proof plan\n1. Substitute b and h.\n2. Compute.\n\n```lean4\ntheorem t (x : ℕ) "
+        "(h : x = 2) : x + x = 4 := by\n  subst h\n  rfl\n\ntheorem extra : True := trivial\n```",
+        False,
+        ["subst h", "rfl"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("preset", "raw", "truncated", "expected"), RECORDED)
+def test_raw_model_output_parses_into_the_expected_tactics(preset, raw, truncated, expected):
+    assert get_preset(preset).parse(raw, truncated=truncated) == expected
+
+
+def test_segment_prompt_ends_with_the_state_in_an_open_assistant_turn():
+    prompt = get_preset("segment").build_prompt(state=STATE)
+    assert prompt.endswith(f"<|im_start|>user\n{STATE}<|im_end|>\n<|im_start|>assistant\n")
+    assert prompt.count("<|im_start|>assistant\n") == 4  # three worked examples, then ours
+
+
+def test_bfs_prover_prompt_is_the_state_and_separator():
+    assert get_preset("bfs-prover").build_prompt(state=STATE) == STATE + ":::"
+
+
+def test_internlm_prompt_carries_name_proof_so_far_and_state():
+    prompt = get_preset("internlm-stepprover").build_prompt(
+        state=STATE, name="add_comm'", proof_before="intro x"
+    )
+    assert "NAME: add_comm'\n" in prompt
+    assert "PROOF_BEFORE: intro x\n" in prompt
+    assert f"STATE_BEFORE: {STATE}\n\n---\nTACTIC: <|im_end|>" in prompt
+
+
+def test_whole_proof_prompt_opens_a_lean_block_with_the_theorem():
+    theorem = "theorem t (n : Nat) : n + 0 = n := by"
+    prompt = get_preset("whole-proof").build_prompt(theorem=theorem)
+    assert prompt.endswith("```lean4\n" + theorem)
+
+
+def test_whole_proof_needs_a_theorem():
+    with pytest.raises(SegpilotError, match="needs the theorem"):
+        get_preset("whole-proof").build_prompt(state=STATE)
+
+
+def test_theorem_from_state_turns_hypotheses_into_binders():
+    state = "n✝ : Nat\nh✝¹ h : n✝ = 0\n⊢ n✝ + 1 = 1"
+    assert theorem_from_state(state) == (
+        "example (n_1 : Nat) (h_2 h : n_1 = 0) : n_1 + 1 = 1 := by"
+    )
+
+
+def test_policy_gives_a_whole_proof_preset_the_state_as_a_theorem():
+    policy = Policy(ModelSettings(preset="whole-proof"), backend=object())
+    assert policy.build_prompt(STATE).endswith("example (x y : Nat) : x + y = y + x := by")
+
+
+def test_every_builtin_preset_has_stop_rules_or_relies_on_end_of_text():
+    for preset in BUILTIN.values():
+        assert preset.fields & {"state", "theorem"}
+        assert all(isinstance(s, str) and s for s in preset.stop)
+    assert "\n" in get_preset("step").stop
+
+
+def test_unknown_preset_lists_the_valid_ones():
+    with pytest.raises(SegpilotError) as err:
+        get_preset("deepseek")
+    assert "unknown preset 'deepseek'" in str(err.value)
+    for name in BUILTIN:
+        assert name in str(err.value)
+
+
+def test_user_preset_from_a_config_table_round_trips():
+    table = {
+        "template": "[GOAL]{state}[PROOFSTEP]",
+        "stop": ["<|endoftext|>", "\n"],
+        "parser": "tactic",
+        "description": "llmstep-style",
+    }
+    settings = ModelSettings.from_mapping({"preset": "llmstep", "presets": {"llmstep": table}})
+    policy = Policy(settings, backend=object())
+    assert policy.preset.name == "llmstep"
+    assert policy.build_prompt(STATE) == f"[GOAL]{STATE}[PROOFSTEP]"
+    assert policy.preset.parse("exact Nat.add_comm x y") == ["exact Nat.add_comm x y"]
+    with pytest.raises(SegpilotError, match="llmstep"):  # listed among the valid names
+        get_preset("nope", settings.presets)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"template": "{state}", "stops": []}, "unknown field"),
+        ({"stop": ["x"]}, "template"),
+        ({"template": "no placeholder"}, "must use {state} or {theorem}"),
+        ({"template": "{state} {goal}"}, "must use {state} or {theorem}"),
+        ({"template": "{state"}, "bad template"),
+        ({"template": "{state}", "parser": "json"}, "unknown parser"),
+        ({"template": "{state}", "stop": "\n"}, "list of non-empty strings"),
+        ({"template": "{state}", "stop": [""]}, "list of non-empty strings"),
+    ],
+)
+def test_invalid_user_preset_is_rejected_with_the_reason(table, message):
+    with pytest.raises(SegpilotError, match="preset 'mine'") as err:
+        preset_from_mapping("mine", table)
+    assert message in str(err.value)
