@@ -1,0 +1,3 @@
+import SegpilotExamples.Naturals
+import SegpilotExamples.Lists
+import SegpilotExamples.Logic
