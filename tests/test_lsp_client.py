@@ -12,8 +12,8 @@ import psutil
 import pytest
 from conftest import FAKES, FIXTURES, PYTHON, ROOT
 
-from segpilot.lean.goals import parse_goals
-from segpilot.lean.lsp_client import LeanServerClient
+from segpilot.lean.goals import parse_goals, parse_plain_goal
+from segpilot.lean.lsp_client import LeanServerClient, goal_in_file
 from segpilot.lean.lsp_transport import (
     LeanServerDied,
     LeanServerError,
@@ -188,6 +188,16 @@ def test_plain_goal_parses_each_real_result_shape(key: str) -> None:
                 assert state.n_goals == len(expected["goals"])
 
     run(scenario())
+
+
+def test_goal_in_file_starts_the_server_and_reads_the_goal_at_a_cursor(tmp_path: Path) -> None:
+    source = tmp_path / "Scratch.lean"
+    source.write_text(doc("plainGoal@27:3"), encoding="utf-8")
+    cursor = doc("plainGoal@27:3").split("\n")[1].index("/-")
+    command = [PYTHON, str(FAKE)]
+    state = goal_in_file(source, 2, cursor, project_dir=ROOT, command=command, timeout=10.0)
+    assert state == parse_plain_goal(real_result("plainGoal@27:3"))
+    assert goal_in_file(source, 2, 0, project_dir=ROOT, command=command, timeout=10.0) is None
 
 
 def test_goal_is_null_before_any_marker_on_the_line() -> None:

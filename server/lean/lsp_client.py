@@ -328,3 +328,27 @@ class LeanServerClient:
             LspPosition.from_json(span["start"]),
             LspPosition.from_json(span["end"]),
         )
+
+
+def goal_in_file(
+    path: Path,
+    line: int,
+    column: int,
+    *,
+    project_dir: Path,
+    command: Sequence[str] = DEFAULT_COMMAND,
+    timeout: float = 600.0,
+) -> GoalState | None:
+    """One-shot, for command-line use: start the server in `project_dir`, open `path`, and
+    return the tactic goals at 1-based `line`, 0-based code-point `column` (None: no goal)."""
+    text = path.read_text(encoding="utf-8")
+
+    async def ask() -> GoalState | None:
+        async with LeanServerClient(
+            project_dir, command, request_timeout=timeout, elaboration_timeout=timeout
+        ) as client:
+            uri = path.resolve().as_uri()
+            await client.did_open(uri, text)
+            return await client.goal_at(uri, TextPosition(line - 1, column))
+
+    return asyncio.run(ask())
