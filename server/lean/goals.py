@@ -172,10 +172,3 @@ def parse_plain_goal(result: Mapping[str, Any] | None) -> GoalState | None:
     if not isinstance(goals, list) or not all(isinstance(g, str) for g in goals):
         raise GoalParseError(f"plainGoal result has no list of goal strings: {result!r}")
     return parse_goals(goals)
-
-
-def goal_count(goals: list[str] | str | None) -> int:
-    """The number of goals in a goal list or a state string."""
-    if isinstance(goals, list):
-        return len(goals)
-    return parse_state(goals or "").n_goals
