@@ -9,6 +9,7 @@ import textwrap
 import pytest
 from test_safety import fixture_tactics
 
+from segpilot.lean.lexer import strip_comments
 from segpilot.model.candidates import (
     Candidate,
     clean_block,
@@ -17,7 +18,6 @@ from segpilot.model.candidates import (
     rank,
     split_tactics,
 )
-from segpilot.model.lexer import strip_comments
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import json
 import pytest
 from conftest import FIXTURES
 
+from segpilot.lean.lexer import LexError, code_only, strip_comments
 from segpilot.model import safety
-from segpilot.model.lexer import LexError, code_only, strip_comments
 
 HOSTILE = [
     # plain forms

@@ -16,7 +16,7 @@ import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from segpilot.model.lexer import LexError, strip_comments
+from segpilot.lean.lexer import LexError, strip_comments
 
 _NOT_A_TACTIC = re.compile(
     r"""^(?:

@@ -15,7 +15,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from segpilot.model.lexer import LexError, code_only
+from segpilot.lean.lexer import LexError, code_only
 
 # Cyrillic, Greek and other letters that render like Latin ones (Unicode confusables).
 _CONFUSABLES = str.maketrans(
