@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import FAKES, FIXTURES, PYTHON
 
-from segpilot.commands.suggest import enclosing_declaration, read_state_arg, resolve_goal
+from segpilot.commands.suggest import read_state_arg, resolve_goal
 from segpilot.errors import SegpilotError
 from segpilot.lean.goals import parse_plain_goal, parse_state
+from segpilot.lean.source import proof_site
 
 STATE = "x y : Nat\n⊢ x + y = y + x"
 FAST = ["-k", "3", "--max-tokens", "12"]
@@ -187,9 +188,13 @@ def test_help_ends_with_examples():
 
 
 def test_statement_binders_become_hypotheses():
-    lines = DEMO.split("\n")
-    state, source, theorem, name, before = enclosing_declaration(lines, 7, 2)
-    assert source == "statement"
+    site = proof_site(DEMO, 6, 2)
+    state, theorem, name, before = (
+        site.statement_goal,
+        site.theorem,
+        site.name,
+        site.proof_before,
+    )
     assert name == "add_comm'"
     assert state == (
         "α : Type\ninst : Add α\ninst✝ : Inhabited α\nx y : Nat\nh : x = y\n⊢ x + y = y + x"
@@ -200,8 +205,7 @@ def test_statement_binders_become_hypotheses():
 
 
 def test_tactics_before_the_position_are_the_proof_so_far():
-    lines = DEMO.split("\n")
-    *_, before = enclosing_declaration(lines, 12, 2)
+    before = proof_site(DEMO, 11, 2).proof_before
     assert before == "constructor\n· exact hp"  # the comment is gone
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -20,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from segpilot.errors import SegpilotError
-from segpilot.lean.goals import Goal, GoalState, Hypothesis
-from segpilot.model.lexer import LexError, strip_comments
+from segpilot.lean.goals import GoalState
+from segpilot.lean.source import proof_site
 from segpilot.model.settings import setting_help
 
 if TYPE_CHECKING:
@@ -187,105 +186,13 @@ def resolve_goal(path: Path, line: int, col: int, goal_source: GoalSource | None
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise SegpilotError(f"{path}: cannot read the file ({err.strerror})") from None
-    lines = text.split("\n")
-    if not 1 <= line <= len(lines):
-        raise SegpilotError(f"{path}: line {line} is outside the file (1-{len(lines)})")
-    declaration = enclosing_declaration(lines, line, col)
+    site = proof_site(text, line - 1, col)
+    found = (site.theorem, site.name, site.proof_before)
     if goal_source is not None:
         state = goal_source(path, line, col)
         if state is not None:
-            return GoalAt(state.pretty(), "lean", *declaration[2:])
-    return GoalAt(*declaration)
-
-
-_DECL_START = re.compile(
-    r"^(?:@\[[^\]]*\]\s*)?(?:(?:private|protected|noncomputable|nonrec)\s+)*"
-    r"(theorem|lemma|example|def|instance)\b"
-)
-_OPEN, _CLOSE = "([{⦃⟨", ")]}⦄⟩"
-
-
-def enclosing_declaration(lines: list[str], line: int, col: int) -> tuple[str, str, str, str, str]:
-    """(state, source, theorem header through `:= by`, name, tactics before the position),
-    the state approximated from the statement of the declaration around the position."""
-    start = next((i for i in range(line - 1, -1, -1) if _DECL_START.match(lines[i])), None)
-    if start is None:
-        raise SegpilotError(f"no theorem, lemma or example encloses line {line}")
-    keyword = _DECL_START.match(lines[start])
-    before = "\n".join([*lines[start : line - 1], lines[line - 1][:col]])
-    try:
-        before = strip_comments(before)
-    except LexError:
-        raise SegpilotError(f"line {line} is inside a comment or a string") from None
-    proof_at = _proof_start(before)
-    if proof_at is None:
-        raise SegpilotError(
-            f"line {line}:{col} is not inside a tactic proof (no `:= by` before it)"
-        )
-    header = before[:proof_at]
-    rest = header[keyword.end() :]
-    name = ""
-    named = re.match(r"\s*([^\s(\[{⦃:]+)", rest)
-    if keyword.group(1) != "example" and named:
-        name, rest = named.group(1), rest[named.end() :]
-    hypotheses, target = _split_signature(rest[: rest.rfind(":=")])
-    state = Goal(target, hypotheses).pretty()
-    proof_before = "\n".join(x.strip() for x in before[proof_at:].split("\n") if x.strip())
-    return state, "statement", " ".join(header.split()), name, proof_before
-
-
-def _proof_start(text: str) -> int | None:
-    """The index just after the `:= by` that starts the proof (outside any brackets, so a
-    binder's default value `(h : p := by simp)` does not count)."""
-    depth = 0
-    for i, ch in enumerate(text):
-        depth += (ch in _OPEN) - (ch in _CLOSE)
-        if depth == 0 and text.startswith(":=", i):
-            found = re.match(r":=\s*by\b", text[i:])
-            if found:
-                return i + found.end()
-    return None
-
-
-def _split_signature(signature: str) -> tuple[tuple[Hypothesis, ...], str]:
-    """Binders and type of `(x : A) {y : B} [C] : T` -> hypotheses and target."""
-    hypotheses = []
-    i, n = 0, len(signature)
-    while True:
-        while i < n and signature[i].isspace():
-            i += 1
-        if i >= n or signature[i] not in _OPEN:
-            break
-        depth, j = 0, i
-        while j < n:
-            if signature[j] in _OPEN:
-                depth += 1
-            elif signature[j] in _CLOSE:
-                depth -= 1
-                if depth == 0:
-                    break
-            j += 1
-        inner = " ".join(signature[i + 1 : j].split())
-        names, sep, type_ = _top_level_partition(inner, " : ")
-        if sep:
-            type_ = _top_level_partition(type_, " := ")[0]
-            hypotheses.append(Hypothesis(tuple(names.split()), type_))
-        else:
-            hypotheses.append(Hypothesis(("inst✝",), inner))
-        i = j + 1
-    rest = signature[i:].strip()
-    if not rest.startswith(":"):
-        raise SegpilotError("cannot read the statement's type (expected `: type := by`)")
-    return tuple(hypotheses), " ".join(rest[1:].split())
-
-
-def _top_level_partition(text: str, sep: str) -> tuple[str, str, str]:
-    depth = 0
-    for i, ch in enumerate(text):
-        depth += (ch in _OPEN) - (ch in _CLOSE)
-        if depth == 0 and text.startswith(sep, i):
-            return text[:i], sep, text[i + len(sep) :]
-    return text, "", ""
+            return GoalAt(state.pretty(), "lean", *found)
+    return GoalAt(site.statement_goal, "statement", *found)
 
 
 def _as_json(goal: GoalAt, preset: str, accepted: list[Candidate], rejected: list[Candidate]):
