@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import threading
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import PYTHON
+from gguf_files import LLAMA_LAYERS, write_gguf, write_lora
 
 from segpilot.errors import SegpilotError
 from segpilot.model.backend import LlamaBackend, free_cores, on_llama_thread
@@ -28,59 +28,6 @@ from segpilot.model.settings import ModelSettings
 
 PROMPT = get_preset("segment").build_prompt(state="x y : Nat\n⊢ x + y = y + x")
 OTHER_PROMPT = get_preset("segment").build_prompt(state="p q : Prop\nhp : p\nhq : q\n⊢ p ∧ q")
-LLAMA_DIM, LLAMA_LAYERS = 576, 30  # SmolLM2-135M
-
-
-def write_gguf(path: Path, metadata: dict, tensors: list[tuple[str, np.ndarray]] = ()) -> Path:
-    """A GGUF v3 file: metadata (str, float or uint32 values) and f32/f16 tensors."""
-
-    def text(s: str) -> bytes:
-        return struct.pack("<Q", len(s.encode())) + s.encode()
-
-    out = bytearray(b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(metadata)))
-    for key, value in metadata.items():
-        out += text(key)
-        if isinstance(value, str):
-            out += struct.pack("<I", 8) + text(value)
-        elif isinstance(value, float):
-            out += struct.pack("<If", 6, value)
-        else:
-            out += struct.pack("<II", 4, value)
-    offset, blobs = 0, []
-    for name, array in tensors:
-        ggml_type = {np.float32: 0, np.float16: 1}[array.dtype.type]
-        dims = b"".join(struct.pack("<Q", d) for d in reversed(array.shape))
-        out += (
-            text(name)
-            + struct.pack("<I", array.ndim)
-            + dims
-            + struct.pack("<IQ", ggml_type, offset)
-        )
-        blob = array.tobytes() + b"\0" * (-array.nbytes % 32)
-        blobs.append(blob)
-        offset += len(blob)
-    out += b"\0" * (-len(out) % 32)
-    path.write_bytes(bytes(out) + b"".join(blobs))
-    return path
-
-
-def write_lora(path: Path, dtype=np.float32, architecture: str = "llama") -> Path:
-    rng = np.random.default_rng(0)
-    tensors = []
-    for layer in range(LLAMA_LAYERS):
-        a = rng.standard_normal((8, LLAMA_DIM)) * 0.5
-        b = rng.standard_normal((LLAMA_DIM, 8)) * 0.5
-        tensors += [
-            (f"blk.{layer}.attn_q.weight.lora_a", a.astype(dtype)),
-            (f"blk.{layer}.attn_q.weight.lora_b", b.astype(dtype)),
-        ]
-    metadata = {
-        "general.architecture": architecture,
-        "general.type": "adapter",
-        "adapter.type": "lora",
-        "adapter.lora.alpha": 8.0,
-    }
-    return write_gguf(path, metadata, tensors)
 
 
 @pytest.fixture(scope="module")
