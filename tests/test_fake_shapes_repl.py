@@ -9,9 +9,17 @@ from typing import Any
 
 import pytest
 from conftest import FAKES, PYTHON
+from fakes.graphs import (
+    error_edge,
+    plain_command,
+    sorry_command,
+    sorry_edge,
+    tactic_edge,
+)
 from shapes import describe, prefix_family, shapes
 from test_repl_protocol import CORE, CORE_TRANSCRIPTS, read_replies
 
+from segpilot.lean.errors import ReplCrashedError
 from segpilot.lean.repl import ReplClient, ReplSettings
 
 GRAPH = FAKES / "repl_graph.json"
@@ -179,3 +187,38 @@ def test_fake_reply_shapes_occur_in_real_transcripts(tmp_path: Path) -> None:
 def test_invented_shapes_are_caught(fake_reply: dict[str, Any], why: str) -> None:
     real = shapes((r for _, _, replies in CORE_TRANSCRIPTS for r in replies), FAMILIES)
     assert shapes([fake_reply], FAMILIES) - real, why
+
+
+def test_unrecorded_tactic_gets_lean_unknown_tactic_reply_when_asked(tmp_path: Path) -> None:
+    # The REPL's reply to `exat 42`, a tactic Lean cannot parse.
+    real = read_replies((CORE / "unknown_tactic.expected.out").read_text(encoding="utf-8"))[1]
+
+    def run_unrecorded(*flags: str) -> dict[str, Any]:
+        command = [PYTHON, str(FAKES / "fake_repl.py"), str(GRAPH), *flags]
+        settings = ReplSettings(command=command, project_dir=tmp_path, timeout_s=10)
+        with ReplClient(settings) as repl:
+            state = repl.run_json({"cmd": THEOREM})["sorries"][0]["proofState"]
+            return repl.run_json({"tactic": "frobnicate", "proofState": state})
+
+    assert run_unrecorded("--unrecorded-tactics", "error") == real
+    with pytest.raises(ReplCrashedError):
+        run_unrecorded()  # by default a graph without the edge is a test-authoring mistake
+
+
+def test_graph_builders_make_only_real_reply_shapes() -> None:
+    goal, left = "p : Prop\nhp : p\n⊢ p ∧ p", "case left\np : Prop\nhp : p\n⊢ p"
+    cmd = "theorem t (p : Prop) (hp : p) : p ∧ p := by\n  have h : p := sorry\n  sorry"
+    built = [
+        plain_command("def f := 37"),
+        plain_command("example : 1 = 0 := rfl", errors=["type mismatch"]),
+        sorry_command(cmd, left, goal),
+        tactic_edge([goal], "constructor", [left, left]),
+        tactic_edge([left], "exact hp", []),
+        sorry_edge([goal], "sorry"),
+        sorry_edge([goal, left], "exact sorry", [left]),
+        error_edge([goal], "exact foo", "Unknown identifier `foo`"),
+    ]
+    real = shapes((r for _, _, replies in CORE_TRANSCRIPTS for r in replies), FAMILIES)
+    invented = shapes([entry["reply"] for entry in built], FAMILIES) - real
+    assert not invented, "\n\n".join(describe(s) for s in invented)
+    assert built[2]["reply"]["sorries"][1]["pos"] == {"line": 3, "column": 2}

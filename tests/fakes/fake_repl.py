@@ -11,8 +11,11 @@ printer lays them out, and malformed JSON ends the process as it ends the REPL.
 A tactic block of several lines with no recording of its own runs as the recorded edges
 of its lines in turn (the REPL runs a block as one step: one new proof state).
 
-Usage: fake_repl.py [GRAPH] [--delay SECONDS]   (GRAPH defaults to $FAKE_REPL_GRAPH, then
-repl_graph.json beside this file.) Fault switches for tests are leading lines of a
+Usage: fake_repl.py [GRAPH] [--delay SECONDS] [--unrecorded-tactics {fatal,error}]
+(GRAPH defaults to $FAKE_REPL_GRAPH, then repl_graph.json beside this file.) A tactic with
+no recording ends the process by default, which catches mistakes in a test's graph; with
+`--unrecorded-tactics error` it gets the reply Lean gives an unknown tactic instead, as a
+search over model output needs. Fault switches for tests are leading lines of a
 `cmd` or `tactic` text:
   fake:crash        exit without replying         fake:hang     never reply
   fake:garbage      print a non-JSON reply        fake:sleep S  wait S seconds, then go on
@@ -34,6 +37,8 @@ from typing import Any
 DEFAULT_GRAPH = Path(__file__).with_name("repl_graph.json")
 FAULT_PREFIX = "fake:"
 SORRY_STATUS = "Incomplete: open goals remain"
+# The REPL's reply to a tactic Lean cannot parse (transcript `unknown_tactic`).
+UNKNOWN_TACTIC = {"message": "Lean error:\n<input>:1:1: unknown tactic"}
 LINE_WIDTH = 80  # Lean's `Json.pretty` default
 _HELD: list[bytearray] = []  # memory held by `fake:alloc`
 
@@ -122,7 +127,8 @@ def _state_text(goals: list[str]) -> str:
 
 
 class FakeRepl:
-    def __init__(self, graph: dict[str, Any]) -> None:
+    def __init__(self, graph: dict[str, Any], unrecorded_tactics: str = "fatal") -> None:
+        self.unrecorded_tactics = unrecorded_tactics
         self.commands: list[dict[str, Any]] = graph["commands"]
         self.edges = {(_state_text(e["goals"]), e["tactic"]): e["reply"] for e in graph["tactics"]}
         self.envs: list[tuple[str, ...]] = []  # env id -> the commands it holds
@@ -191,6 +197,8 @@ class FakeRepl:
             return copy.deepcopy(reply)
         lines = [ln.strip() for ln in tactic.strip("()\n").split("\n") if ln.strip()]
         if len(lines) < 2:
+            if self.unrecorded_tactics == "error":
+                return copy.deepcopy(UNKNOWN_TACTIC)
             raise Fatal(f"fake_repl: no recorded reply for tactic {tactic!r} on {goals!r}", 3)
         merged: dict[str, Any] = {}
         for line in lines:
@@ -313,6 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("graph", nargs="?", default=os.environ.get("FAKE_REPL_GRAPH"))
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each reply")
+    parser.add_argument(
+        "--unrecorded-tactics",
+        choices=("fatal", "error"),
+        default="fatal",
+        help="a tactic with no recording ends the process (fatal) or gets Lean's error reply",
+    )
     args = parser.parse_args(argv)
     graph = json.loads(Path(args.graph or DEFAULT_GRAPH).read_text(encoding="utf-8"))
     try:
@@ -320,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             open(sys.stdin.fileno(), encoding="utf-8", closefd=False) as stdin,
             open(sys.stdout.fileno(), "w", encoding="utf-8", closefd=False) as stdout,
         ):
-            serve(FakeRepl(graph), stdin, stdout, args.delay)
+            serve(FakeRepl(graph, args.unrecorded_tactics), stdin, stdout, args.delay)
     except Fatal as err:
         sys.stderr.write(f"{err}\n")
         sys.stderr.flush()

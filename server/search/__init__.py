@@ -1,0 +1,1 @@
+"""segpilot.search: checks candidate blocks in Lean, ranks them, and searches for whole proofs."""

@@ -1,0 +1,274 @@
+"""Best-first proof search over Lean proof states, with goal-aware rollout.
+
+Nodes are proof states; a node's priority is the summed log-probability of the blocks on
+its path. Expanding a node asks the policy for k blocks and checks each in Lean; a block
+that closes every goal ends the search. States are deduplicated by goal text, and a
+(state, block) result already known to the checker costs no Lean call.
+
+Goal-aware rollout (DESIGN.md, "The method"): when a child has fewer goals than its
+parent (trigger "decrease"; "change": any other count), the search continues greedily
+from it at once, taking the best checked block at each step, for up to `rollout_depth`
+steps and stopping after the next goal-count change. Every state it reaches joins the
+queue with its cumulative score. Rollout steps are not expansions.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, Protocol
+
+from segpilot.lean.errors import ReplTimeoutError
+from segpilot.lean.goals import GoalParseError
+from segpilot.model.candidates import Candidate
+from segpilot.search.check import LeanChecker, LeanState, Outcome
+from segpilot.search.ranking import Checked, rank_checked
+
+TRIGGERS = ("decrease", "change")
+
+
+class ProposalPolicy(Protocol):
+    """What the search needs from a policy (`segpilot.model.policy.Policy`, or a script)."""
+
+    def propose(
+        self, state: Any, k: int, *, cancel: threading.Event | None = None
+    ) -> list[Candidate]: ...
+
+
+@dataclass(frozen=True)
+class SearchBudget:
+    """Limits and shape of one search. Each field's metadata holds its help and bounds."""
+
+    wall_s: float = field(
+        default=60.0, metadata={"help": "Seconds the search may run.", "min": 0.0}
+    )
+    expansions: int = field(
+        default=100, metadata={"help": "Nodes expanded (rollout steps not counted).", "min": 1}
+    )
+    lean_calls: int = field(
+        default=2000,
+        metadata={"help": "Blocks run in Lean (answers from the cache are free).", "min": 1},
+    )
+    k: int = field(
+        default=4, metadata={"help": "Candidates asked of the policy per step.", "min": 1}
+    )
+    rollout: bool = field(default=True, metadata={"help": "Use goal-aware rollout."})
+    rollout_depth: int = field(
+        default=4, metadata={"help": "Steps one rollout may take (H).", "min": 1}
+    )
+    trigger: Literal["decrease", "change"] = field(
+        default="decrease",
+        metadata={
+            "help": "When a rollout starts: the goal count drops (decrease) or changes (change)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.trigger not in TRIGGERS:
+            raise ValueError(f"trigger must be one of {TRIGGERS}, got {self.trigger!r}")
+        for f in fields(self):
+            low = f.metadata.get("min")
+            if low is not None and getattr(self, f.name) < low:
+                raise ValueError(f"{f.name} must be at least {low}, got {getattr(self, f.name)!r}")
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """How a search ended."""
+
+    proof: tuple[str, ...] | None
+    """The blocks, in order, that close the root goal (`None`: not proved)."""
+    expansions: int
+    lean_calls: int
+    elapsed_s: float
+    reason: str
+    """"proved", "exhausted", "budget: wall", "budget: expansions", "budget: lean calls"
+    or "cancelled"."""
+
+    def proof_text(self) -> str:
+        """The proof's blocks joined by newlines, flush left ("" when not proved)."""
+        return "\n".join(self.proof or ())
+
+
+@dataclass(frozen=True)
+class _Node:
+    state: LeanState
+    path: tuple[str, ...]
+    score: float
+
+
+class _Stop(Exception):
+    """Unwinds the search when it must end without a proof."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _after(state: LeanState, outcome: Outcome) -> LeanState:
+    assert outcome.proof_state is not None
+    return LeanState(outcome.proof_state, outcome.goals, state.env)
+
+
+def _policy_state(state: LeanState) -> Any:
+    """The state as the policy reads it; the raw text if our parser does not know it,
+    so one odd printout does not end a search."""
+    try:
+        return state.goal_state()
+    except GoalParseError:
+        return state.key()
+
+
+class _Search:
+    def __init__(
+        self,
+        policy: ProposalPolicy,
+        checker: LeanChecker,
+        budget: SearchBudget,
+        cancel: threading.Event | None,
+        on_progress: Callable[[int, int, float], None] | None,
+    ) -> None:
+        self.policy = policy
+        self.checker = checker
+        self.budget = budget
+        self.cancel = cancel
+        self.on_progress = on_progress
+        self.start = time.monotonic()
+        self.expansions = 0
+        self.lean_calls = 0
+        self.seen: set[str] = set()
+        self.queue: list[tuple[float, int, _Node]] = []
+        self.order = itertools.count()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def run(self, root: LeanState) -> SearchResult:
+        try:
+            proof: tuple[str, ...] | None = self.search(root)
+            reason = "proved"
+        except _Stop as stop:
+            proof, reason = None, stop.reason
+        return SearchResult(proof, self.expansions, self.lean_calls, self.elapsed(), reason)
+
+    def search(self, root: LeanState) -> tuple[str, ...]:
+        self.push(_Node(root, (), 0.0))
+        while self.queue:
+            self.ensure_budget("expansion")
+            node = heapq.heappop(self.queue)[2]
+            self.expansions += 1
+            proof = self.expand(node)
+            if self.on_progress is not None:
+                self.on_progress(self.expansions, self.budget.expansions, self.elapsed())
+            if proof is not None:
+                return proof
+        raise _Stop("exhausted")
+
+    def ensure_budget(self, before: Literal["expansion", "model", "lean"]) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise _Stop("cancelled")
+        if self.elapsed() >= self.budget.wall_s:
+            raise _Stop("budget: wall")
+        if before == "expansion" and self.expansions >= self.budget.expansions:
+            raise _Stop("budget: expansions")
+        if before == "lean" and self.lean_calls >= self.budget.lean_calls:
+            raise _Stop("budget: lean calls")
+
+    def push(self, node: _Node) -> bool:
+        """Queue a state not seen before; False when its goals were already reached."""
+        key = node.state.key()
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        heapq.heappush(self.queue, (-node.score, next(self.order), node))
+        return True
+
+    def propose(self, state: LeanState) -> list[Candidate]:
+        self.ensure_budget("model")
+        proposed = self.policy.propose(_policy_state(state), self.budget.k, cancel=self.cancel)
+        return [c for c in proposed if c.accepted]
+
+    def outcome(self, state: LeanState, block: str) -> Outcome | None:
+        """What Lean makes of `block`; `None` when the REPL timed out on it (a runaway
+        tactic is a bad candidate, not a reason to end the search)."""
+        found = self.checker.cached(state, block)
+        if found is not None:
+            return found
+        self.ensure_budget("lean")
+        self.lean_calls += 1
+        try:
+            return self.checker.check(state, block)
+        except ReplTimeoutError:
+            return None
+
+    def triggers(self, parent: LeanState, child: LeanState) -> bool:
+        if not self.budget.rollout:
+            return False
+        if self.budget.trigger == "decrease":
+            return child.n_goals < parent.n_goals
+        return child.n_goals != parent.n_goals
+
+    def expand(self, node: _Node) -> tuple[str, ...] | None:
+        for candidate in self.propose(node.state):
+            outcome = self.outcome(node.state, candidate.text)
+            if outcome is None or outcome.kind in ("error", "no-progress"):
+                continue
+            path = (*node.path, candidate.text)
+            if outcome.kind == "closed":
+                return path
+            child = _Node(_after(node.state, outcome), path, node.score + candidate.logprob)
+            if self.push(child) and self.triggers(node.state, child.state):
+                proof = self.rollout(child)
+                if proof is not None:
+                    return proof
+        return None
+
+    def rollout(self, node: _Node) -> tuple[str, ...] | None:
+        for _ in range(self.budget.rollout_depth):
+            step = self.best_step(node.state)
+            if step is None:
+                return None
+            candidate, outcome = step
+            path = (*node.path, candidate.text)
+            if outcome.kind == "closed":
+                return path
+            reached = _Node(_after(node.state, outcome), path, node.score + candidate.logprob)
+            if not self.push(reached) or reached.state.n_goals != node.state.n_goals:
+                return None
+            node = reached
+        return None
+
+    def best_step(self, state: LeanState) -> tuple[Candidate, Outcome] | None:
+        """The best checked block on `state`; stops checking at the first that closes it."""
+        items: list[Checked] = []
+        for candidate in self.propose(state):
+            outcome = self.outcome(state, candidate.text)
+            if outcome is not None and outcome.kind == "closed":
+                return candidate, outcome
+            items.append(Checked(candidate, outcome))
+        for item in rank_checked(items):
+            if item.outcome is not None:
+                return item.candidate, item.outcome
+        return None
+
+
+def best_first(
+    policy: ProposalPolicy,
+    checker: LeanChecker,
+    root: LeanState,
+    budget: SearchBudget,
+    *,
+    cancel: threading.Event | None = None,
+    on_progress: Callable[[int, int, float], None] | None = None,
+) -> SearchResult:
+    """Search for blocks that close every goal of `root`.
+
+    Budgets and `cancel` are checked before every expansion, model call and Lean call;
+    `on_progress(expansions, max_expansions, elapsed_s)` is called after each expansion.
+    Failures of the Lean process other than a timeout on one block propagate.
+    """
+    return _Search(policy, checker, budget, cancel, on_progress).run(root)

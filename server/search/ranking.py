@@ -1,0 +1,45 @@
+"""Order checked candidates for display: closes the goal > fewer goals left > model score."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from segpilot.model.candidates import Candidate
+from segpilot.search.check import Outcome
+
+_DROPPED = ("error", "no-progress")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A candidate with what Lean made of it."""
+
+    candidate: Candidate
+    outcome: Outcome | None
+    """`None`: unchecked (no Lean, checking off, or Lean failed)."""
+
+    @property
+    def checked(self) -> bool:
+        return self.outcome is not None
+
+
+def rank_checked(items: Iterable[Checked]) -> list[Checked]:
+    """Drop what Lean rejected or what changed nothing; checked candidates first (closed,
+    then fewer goals left, then higher log-probability), then unchecked ones in the order
+    given (the model's)."""
+    checked: list[Checked] = []
+    unchecked: list[Checked] = []
+    for item in items:
+        if item.outcome is None:
+            unchecked.append(item)
+        elif item.outcome.kind not in _DROPPED:
+            checked.append(item)
+    checked.sort(key=_rank_key)
+    return checked + unchecked
+
+
+def _rank_key(item: Checked) -> tuple[bool, int, float]:
+    outcome = item.outcome
+    assert outcome is not None
+    return outcome.kind != "closed", outcome.n_goals, -item.candidate.logprob

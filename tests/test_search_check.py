@@ -1,0 +1,276 @@
+"""The Lean checker against the fake REPL over real pipes: states, outcomes, caches, verify."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FAKES, PYTHON
+from fakes.graphs import (
+    error_edge,
+    plain_command,
+    sorry_command,
+    sorry_edge,
+    tactic_edge,
+    write_graph,
+)
+
+from segpilot.lean.errors import ReplCrashedError
+from segpilot.lean.protocol import Command, ProofStep, Request
+from segpilot.lean.repl import ReplSettings
+from segpilot.lean.supervisor import SupervisedRepl
+from segpilot.search.check import LeanChecker, LeanState, Outcome, ProofContext, as_one_tactic
+
+FAKE = FAKES / "fake_repl.py"
+HEADER = "def double (n : Nat) : Nat := n + n\n"
+OTHER_HEADER = "def triple (n : Nat) : Nat := n + n + n\n"
+BODY = "theorem and_swap (p q : Prop) (hp : p) (hq : q) : q ∧ p := by\n  "
+SAME_GOAL_BODY = "theorem and_swap' (p q : Prop) (hp : p) (hq : q) : q ∧ p := by\n  "
+HAVE_BODY = (
+    "theorem and_swap₂ (p q : Prop) (hp : p) (hq : q) : q ∧ p := by\n  have h : p := sorry\n  "
+)
+BROKEN_BODY = "theorem broken : := by\n  "
+GOAL = "p q : Prop\nhp : p\nhq : q\n⊢ q ∧ p"
+HAVE_GOAL = "p q : Prop\nhp : p\nhq : q\n⊢ p"
+AFTER_HAVE = "p q : Prop\nhp : p\nhq : q\nh : p\n⊢ q ∧ p"
+LEFT = "case left\np q : Prop\nhp : p\nhq : q\n⊢ q"
+RIGHT = "case right\np q : Prop\nhp : p\nhq : q\n⊢ p"
+PROOF = "constructor\nexact hq\nexact hp"
+DECLARATION = BODY + PROOF.replace("\n", "\n  ")
+MISMATCH = "type mismatch\n  hp\nhas type\n  p : Prop\nbut is expected to have type\n  q ∧ p : Prop"
+
+
+def and_swap_graph(path: Path, tactics: Sequence[dict[str, Any]] = ()) -> Path:
+    """`and_swap` below two headers and none, with the edges of its proof and some failures."""
+    commands = [
+        plain_command(HEADER),
+        plain_command(OTHER_HEADER),
+        *(sorry_command(b + "sorry", GOAL, requires=[HEADER]) for b in (BODY, SAME_GOAL_BODY)),
+        sorry_command(BODY + "sorry", GOAL, requires=[OTHER_HEADER]),
+        sorry_command(BODY + "sorry", GOAL),
+        sorry_command(HAVE_BODY + "sorry", HAVE_GOAL, AFTER_HAVE, requires=[HEADER]),
+        plain_command(
+            BROKEN_BODY + "sorry",
+            requires=[HEADER],
+            errors=["unexpected token ':='; expected term"],
+        ),
+        plain_command(DECLARATION, requires=[HEADER]),
+        plain_command(BODY + "exact hp", requires=[HEADER], errors=[MISMATCH]),
+    ]
+    edges = [
+        tactic_edge([GOAL], "constructor", [LEFT, RIGHT]),
+        tactic_edge([LEFT, RIGHT], "exact hq", [RIGHT]),
+        tactic_edge([RIGHT], "exact hp", []),
+        tactic_edge([GOAL], "skip", [GOAL]),
+        sorry_edge([GOAL], "exact sorry"),
+        error_edge([GOAL], "exact hp", MISMATCH),
+        *tactics,
+    ]
+    return write_graph(path, commands, edges)
+
+
+class CountingRepl(SupervisedRepl):
+    """A supervised fake REPL that records every request, and can act after each reply."""
+
+    def __init__(self, settings: ReplSettings) -> None:
+        super().__init__(settings)
+        self.sent: list[Request] = []
+        self.after: Callable[[Request], None] = lambda request: None
+
+    def run(self, request: Request, *, timeout: float | None = None) -> Any:
+        self.sent.append(request)
+        reply = super().run(request, timeout=timeout)
+        self.after(request)
+        return reply
+
+    def count(self, kind: type) -> int:
+        return sum(isinstance(r, kind) for r in self.sent)
+
+
+def fake_repl(tmp_path: Path, graph: Path, **overrides: Any) -> CountingRepl:
+    values = {"timeout_s": 10.0, "memory_limit_mb": None, "restart_backoff_s": 0.0, **overrides}
+    command = [PYTHON, str(FAKE), str(graph), "--unrecorded-tactics", "error"]
+    return CountingRepl(ReplSettings(command=command, project_dir=tmp_path, **values))
+
+
+@pytest.fixture
+def repl(tmp_path: Path) -> Iterator[CountingRepl]:
+    with fake_repl(tmp_path, and_swap_graph(tmp_path / "graph.json")) as running:
+        yield running
+
+
+@pytest.fixture
+def checker(repl: CountingRepl) -> LeanChecker:
+    return LeanChecker(repl)
+
+
+def root_state(checker: LeanChecker, body: str = BODY, header: str = HEADER) -> LeanState:
+    state = checker.state_at(ProofContext(header, body))
+    assert state is not None
+    return state
+
+
+# --- proof states from file text -------------------------------------------------------------
+
+
+def test_header_env_is_reused_across_bodies(checker: LeanChecker, repl: CountingRepl) -> None:
+    first = root_state(checker)
+    second = root_state(checker, SAME_GOAL_BODY)
+    assert first.env == second.env is not None
+    assert first.proof_state != second.proof_state
+    assert (first.goals, first.n_goals, first.key()) == ((GOAL,), 1, GOAL)
+    assert first.goal_state().texts() == [GOAL]
+    assert repl.count(Command) == 3  # one header, two bodies
+    assert root_state(checker) == first  # the same text again costs nothing
+    assert repl.count(Command) == 3
+    assert checker.stats() == {"envs": 1, "states": 2, "outcomes": 0}
+
+
+def test_changed_header_gets_its_own_env(checker: LeanChecker, repl: CountingRepl) -> None:
+    first = root_state(checker)
+    other = root_state(checker, header=OTHER_HEADER)
+    assert first.env != other.env
+    assert [r.cmd for r in repl.sent if isinstance(r, Command)] == [
+        HEADER,
+        BODY + "sorry",
+        OTHER_HEADER,
+        BODY + "sorry",
+    ]
+    assert checker.stats()["envs"] == 2
+
+
+def test_empty_header_runs_the_body_on_a_fresh_env(
+    checker: LeanChecker, repl: CountingRepl
+) -> None:
+    state = root_state(checker, header="\n")
+    assert state.env is None and state.goals == (GOAL,)
+    assert repl.sent == [Command(BODY + "sorry")]
+
+
+def test_state_is_the_sorry_at_the_cursor_not_an_earlier_one(checker: LeanChecker) -> None:
+    assert root_state(checker, HAVE_BODY).goals == (AFTER_HAVE,)
+
+
+def test_body_without_a_sorry_state_gives_none(checker: LeanChecker) -> None:
+    assert checker.state_at(ProofContext(HEADER, BROKEN_BODY)) is None
+
+
+# --- candidate blocks -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("block", "sent"),
+    [
+        ("exact hp", "exact hp"),
+        ("constructor\nexact hq", "(\n  constructor\n  exact hq)"),
+        (
+            "cases h with\n| inl a => exact a\n| inr b =>\n  exact b",
+            "(\n  cases h with\n  | inl a => exact a\n  | inr b =>\n    exact b)",
+        ),
+        ("constructor\n\nexact hq", "(\n  constructor\n\n  exact hq)"),
+    ],
+)
+def test_as_one_tactic_puts_every_tactic_in_one_column(block: str, sent: str) -> None:
+    assert as_one_tactic(block) == sent
+
+
+@pytest.mark.parametrize(
+    ("block", "kind", "goals", "message"),
+    [
+        (PROOF, "closed", (), ""),
+        ("constructor", "progress", (LEFT, RIGHT), ""),
+        ("skip", "no-progress", (GOAL,), ""),
+        ("frobnicate", "error", (), "<input>:1:1: unknown tactic"),
+        ("exact hp", "error", (), MISMATCH),
+        ("exact sorry", "error", (), "uses sorry"),
+    ],
+)
+def test_check_tells_each_outcome_kind(
+    checker: LeanChecker, block: str, kind: str, goals: tuple[str, ...], message: str
+) -> None:
+    outcome = checker.check(root_state(checker), block)
+    assert (outcome.kind, outcome.goals, outcome.message) == (kind, goals, message)
+    assert (outcome.proof_state is not None) == (kind in ("progress", "no-progress"))
+
+
+def test_outcome_cache_hit_does_not_call_the_repl(checker: LeanChecker, repl: CountingRepl) -> None:
+    state = root_state(checker)
+    same_goal = root_state(checker, SAME_GOAL_BODY)
+    assert checker.cached(state, "constructor") is None
+    first = checker.check(state, "constructor")
+    assert checker.check(state, "constructor") == first
+    assert checker.check(same_goal, "constructor") == first  # cached by goal text
+    assert checker.cached(same_goal, "constructor") == first
+    assert repl.count(ProofStep) == 1
+    assert checker.stats()["outcomes"] == 1
+
+
+def test_unknown_proof_state_is_an_error_that_is_not_cached(checker: LeanChecker) -> None:
+    root = root_state(checker)
+    stale = LeanState(999, root.goals, root.env)
+    assert checker.check(stale, "constructor") == Outcome("error", message="Unknown proof state.")
+    assert checker.check(root, "constructor").kind == "progress"
+
+
+def test_progress_state_continues_the_proof(checker: LeanChecker) -> None:
+    root = root_state(checker)
+    split = checker.check(root, "constructor")
+    assert split.proof_state is not None
+    after = LeanState(split.proof_state, split.goals, root.env)
+    assert checker.check(after, "exact hq\nexact hp").kind == "closed"
+
+
+def test_check_many_stops_when_cancelled(checker: LeanChecker, repl: CountingRepl) -> None:
+    state = root_state(checker)
+    cancel = threading.Event()
+    repl.after = lambda request: cancel.set() if isinstance(request, ProofStep) else None
+    outcomes = checker.check_many(state, ["skip", "constructor", PROOF], cancel=cancel)
+    assert [o and o.kind for o in outcomes] == ["no-progress", None, None]
+    assert repl.count(ProofStep) == 1
+
+
+def test_check_many_stops_at_the_deadline(checker: LeanChecker, repl: CountingRepl) -> None:
+    state = root_state(checker)
+    assert checker.check_many(state, ["skip", PROOF], deadline=time.monotonic() - 1) == [
+        None,
+        None,
+    ]
+    assert repl.count(ProofStep) == 0
+    outcomes = checker.check_many(state, ["skip", PROOF], deadline=time.monotonic() + 60)
+    assert [o and o.kind for o in outcomes] == ["no-progress", "closed"]
+
+
+@pytest.mark.parametrize(
+    ("declaration", "verdict"),
+    [
+        (DECLARATION, (True, "")),
+        (BODY + "exact hp", (False, MISMATCH)),
+        (BODY + "sorry", (False, "uses sorry")),
+    ],
+)
+def test_verify_rechecks_a_declaration_in_command_mode(
+    checker: LeanChecker, declaration: str, verdict: tuple[bool, str]
+) -> None:
+    assert checker.verify(HEADER, declaration) == verdict
+
+
+def test_process_crash_propagates_and_is_not_cached(tmp_path: Path) -> None:
+    graph = and_swap_graph(tmp_path / "graph.json")
+    with fake_repl(tmp_path, graph, max_restarts=0) as repl:
+        checker = LeanChecker(repl)
+        state = root_state(checker)
+        with pytest.raises(ReplCrashedError):
+            checker.check(state, "fake:crash")
+        assert checker.cached(state, "fake:crash") is None
+        assert checker.check(state, "constructor").kind == "progress"  # after a restart
+
+
+def test_close_stops_the_repl(checker: LeanChecker, repl: CountingRepl) -> None:
+    root_state(checker)
+    assert repl.is_alive()
+    checker.close()
+    assert not repl.is_alive()
