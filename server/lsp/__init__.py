@@ -1,0 +1,1 @@
+"""The LSP sidecar: a pygls server over stdio (`segpilot serve`)."""
