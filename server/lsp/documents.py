@@ -1,0 +1,47 @@
+"""Open documents as the sidecar reads them: uri to path, LSP position to proof site."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlparse
+
+from lsprotocol import types
+
+from segpilot.lean.positions import DocumentPositions, LspPosition, PositionError
+from segpilot.lean.source import NotInProof, ProofSite, proof_site
+
+if TYPE_CHECKING:
+    from pygls.lsp.server import LanguageServer
+
+log = logging.getLogger(__name__)
+
+
+def uri_path(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+
+
+def site_at(
+    ls: LanguageServer, uri: str, position: types.Position
+) -> tuple[str, int | None, ProofSite] | None:
+    """The document's text, version and the proof site at an LSP position; None (with a
+    log line) when the document is not open, the position is outside it, or it is not in
+    a tactic proof."""
+    document = ls.workspace.text_documents.get(unquote(uri))
+    if document is None:
+        log.warning("request for %s, which is not open: empty answer", uri)
+        return None
+    text = document.source
+    try:
+        where = DocumentPositions(text).lsp_to_text(LspPosition(position.line, position.character))
+    except PositionError as err:
+        log.warning("position %d:%d in %s: %s", position.line, position.character, uri, err)
+        return None
+    try:
+        site = proof_site(text, where.line, where.column)
+    except NotInProof as why:
+        log.debug("no suggestion at %d:%d: %s", position.line, position.character, why)
+        return None
+    return text, document.version, site

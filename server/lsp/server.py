@@ -1,0 +1,441 @@
+"""The pygls server: LSP methods in, `Session` calls, lsprotocol types out.
+
+Handlers are thin: they parse and check the request, ask the session, and convert. Every
+handler that can meet bad input answers with an empty result or an LSP error and a log
+line; nothing a client sends may stop the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+
+from segpilot import __version__
+from segpilot.errors import SegpilotError
+from segpilot.lean.positions import DocumentPositions, LspPosition, TextPosition, utf16_length
+from segpilot.lean.source import ProofSite
+from segpilot.lsp import commands
+from segpilot.lsp.documents import site_at, uri_path
+from segpilot.lsp.session import ClientGoals, GoalAt, Session, goal_text, now_ms
+from segpilot.lsp.settings import LspSettings, build_settings, editor_options
+from segpilot.lsp.watch import FileWatcher
+from segpilot.model.settings import ModelSettings
+from segpilot.search.check import LeanState
+from segpilot.search.ranking import Checked
+from segpilot.search.suggest import Proposal
+
+log = logging.getLogger(__name__)
+
+GOAL_STATE = "segpilot/goalState"
+STATUS = "segpilot/status"
+ACCEPTED = "segpilot.suggestionAccepted"
+RELOAD_MODEL = "segpilot.reloadModel"
+# An edit waits this long for the next keystroke before Lean is asked about it.
+PROBE_DELAY_S = 0.3
+_PARSE_ERROR = -32700
+
+
+class SegpilotProtocol(LanguageServerProtocol):
+    """pygls's protocol, answering requests it cannot read instead of dropping them, and
+    keeping the goals a client may put in an inline-completion request's context."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request_goals: dict[Any, list[str]] = {}
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        if "jsonrpc" in data and data.get("method") == types.TEXT_DOCUMENT_INLINE_COMPLETION:
+            context = (data.get("params") or {}).get("context")
+            goals = context.get("goals") if isinstance(context, dict) else None
+            if isinstance(goals, list) and all(isinstance(g, str) for g in goals):
+                self.request_goals[data.get("id")] = goals
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as err:
+            if "jsonrpc" in data and "id" in data and "method" in data:
+                self._send_response(data["id"], None, err.to_response_error())
+            raise
+
+
+class SegpilotServer(LanguageServer):
+    """The sidecar: a pygls language server holding one `Session`."""
+
+    def __init__(self, file_config: dict[str, Any] | None = None) -> None:
+        super().__init__("segpilot", __version__, protocol_cls=SegpilotProtocol)
+        self.file_config = file_config or {}
+        self.session: Session | None = None
+        self.watcher: FileWatcher | None = None
+        self.shutdown_requested = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.background: set[asyncio.Future[Any]] = set()
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        if isinstance(error, (json.JSONDecodeError, UnicodeDecodeError)):
+            log.warning("unreadable message (%s): answered with a parse error", error)
+            self.protocol._send_data(
+                {
+                    "jsonrpc": "2.0",
+                    "id": None,
+                    "error": {"code": _PARSE_ERROR, "message": f"Parse error: {error}"},
+                }
+            )
+            return
+        log.error("%s: %s", getattr(source, "__name__", source), error)
+
+    def spawn(self, coroutine: Any) -> asyncio.Future[Any]:
+        """Run a coroutine in the background, keeping a reference until it ends."""
+        task = asyncio.ensure_future(coroutine)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return task
+
+    def require_session(self) -> Session:
+        if self.session is None:
+            raise JsonRpcException.from_error(
+                types.ResponseError(code=-32002, message="segpilot: not initialized")
+            )
+        return self.session
+
+    def settings_from(self, raw: Any) -> LspSettings:
+        options, unknown = editor_options(raw)
+        if unknown:
+            log.warning("ignoring unknown segpilot settings: %s", ", ".join(sorted(unknown)))
+        return build_settings(options, self.file_config)
+
+    def watch_model_files(self) -> None:
+        if self.session is None:
+            return
+        settings = self.session.policy.settings
+        paths: list[str | None] = []
+        if self.session.settings.hot_reload:
+            backend = getattr(self.session.policy, "_backend", None)
+            model = backend.model_path if backend is not None else settings.model_path
+            paths = [str(model) if model else None, settings.adapter_path]
+        if self.watcher is None:
+            self.watcher = FileWatcher(self.file_rewritten)
+        self.watcher.watch(paths)
+
+    def file_rewritten(self, path: Path) -> None:
+        """Called by the watcher (on its thread) when the model or adapter file is new."""
+        if self.loop is None or self.session is None:
+            return
+        session = self.session
+
+        async def reload() -> None:
+            adapter = session.policy.settings.adapter_path
+            try:
+                if adapter and Path(adapter).resolve() == path.resolve():
+                    log.info("adapter %s rewritten: reloading it", path)
+                    await session.reload_adapter(adapter)
+                else:
+                    log.info("model %s rewritten: reloading it", path)
+                    await session.reload_model()
+            except SegpilotError as err:
+                session.note_error(f"reload of {path} failed: {err}")
+                self.window_show_message(
+                    types.ShowMessageParams(types.MessageType.Error, f"segpilot: {err}")
+                )
+
+        asyncio.run_coroutine_threadsafe(reload(), self.loop)
+
+
+def make_server(file_config: dict[str, Any] | None = None) -> SegpilotServer:
+    """The server with every feature registered."""
+    server = SegpilotServer(file_config)
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: SegpilotServer, params: types.InitializeParams) -> None:
+        ls.loop = asyncio.get_running_loop()
+        settings = ls.settings_from(params.initialization_options)
+        model_base = ModelSettings.from_mapping(ls.file_config.get("model", {}))
+        ls.session = Session(settings, model_base)
+        folders = params.workspace_folders or []
+        root = folders[0].uri if folders else params.root_uri
+        ls.session.workspace_root = uri_path(root) if root else None
+        log.info("initialized (workspace %s)", ls.session.workspace_root)
+
+    @server.feature(types.INITIALIZED)
+    def initialized(ls: SegpilotServer, _params: types.InitializedParams) -> None:
+        session = ls.require_session()
+
+        async def start() -> None:
+            await session.warm_up()
+            ls.watch_model_files()
+
+        ls.spawn(start())
+
+    @server.feature(types.SHUTDOWN)
+    async def shutdown(ls: SegpilotServer, _params: Any) -> None:
+        ls.shutdown_requested = True
+        if ls.watcher is not None:
+            ls.watcher.close()
+            ls.watcher = None
+        if ls.session is not None:
+            await ls.session.close()
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: SegpilotServer, params: types.DidChangeTextDocumentParams) -> None:
+        session = ls.session
+        if session is None:
+            return
+        uri = params.text_document.uri
+        session.document_changed(uri)
+        doc = session.document(uri)
+        last = params.content_changes[-1] if params.content_changes else None
+        if (
+            not isinstance(last, types.TextDocumentContentChangePartial)
+            or doc.client_goals is not None
+            or not session.settings.prefetch
+        ):
+            return
+        lines = last.text.split("\n")
+        start = last.range.start
+        character = (start.character if len(lines) == 1 else 0) + utf16_length(lines[-1])
+        cursor = types.Position(start.line + len(lines) - 1, character)
+        doc.probe = ls.spawn(probe(ls, session, uri, params.text_document.version, cursor))
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: SegpilotServer, params: types.DidCloseTextDocumentParams) -> None:
+        if ls.session is not None:
+            ls.session.document_closed(params.text_document.uri)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(
+        ls: SegpilotServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        session = ls.require_session()
+        try:
+            settings = ls.settings_from(params.settings)
+        except SegpilotError as err:
+            log.error("settings refused, the previous ones stay: %s", err)
+            ls.window_show_message(
+                types.ShowMessageParams(types.MessageType.Error, f"segpilot: {err}")
+            )
+            return
+        changed = await session.apply_settings(settings)
+        ls.watch_model_files()
+        log.info("settings applied%s", f" (restarted: {', '.join(changed)})" if changed else "")
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: SegpilotServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList:
+        started = time.monotonic()
+        session = ls.require_session()
+        session.stats.requests += 1
+        goals = ls.protocol.request_goals.pop(ls.protocol.msg_id, None)
+        empty = types.InlineCompletionList(items=[])
+        found = site_at(ls, params.text_document.uri, params.position)
+        if found is None:
+            return empty
+        text, version, site = found
+        uri = params.text_document.uri
+        project = session.project_for(uri_path(uri))
+        client = client_goals(session, uri, version, params.position, site, goals)
+        goal = await session.goal_at(project, uri, text, site, client)
+        doc = session.document(uri)
+        before, doc.last_count = doc.last_count, goal.n_goals
+        proposal = await session.suggestions(project, site, goal)
+        items = render(proposal, site, text, params.position, session.settings.max_items, uri, goal)
+        session.stats.last_latency_ms = now_ms(started)
+        log.info(
+            "inlineCompletion %s %d:%d goal=%s(%d) -> %d item(s)%s in %.0f ms (counts %s->%s)",
+            uri.rsplit("/", 1)[-1],
+            params.position.line,
+            params.position.character,
+            goal.source,
+            goal.n_goals,
+            len(items),
+            "" if proposal.checked else " unchecked",
+            session.stats.last_latency_ms,
+            before,
+            goal.n_goals,
+        )
+        return types.InlineCompletionList(items=items)
+
+    @server.feature(GOAL_STATE)
+    async def goal_state(ls: SegpilotServer, params: Any) -> None:
+        """`{uri, version, position, goals}` from the editor (the goals Lean shows at the
+        cursor); a drop in their count starts a prefetch."""
+        session = ls.require_session()
+        try:
+            uri = str(params.uri)
+            position = types.Position(int(params.position.line), int(params.position.character))
+            goals = tuple(str(g) for g in params.goals)
+            version = getattr(params, "version", None)
+        except (AttributeError, TypeError, ValueError) as err:
+            log.warning("%s with unexpected params ignored: %s", GOAL_STATE, err)
+            return
+        doc = session.document(uri)
+        doc.client_goals = ClientGoals(version, position.line, position.character, goals)
+        before, doc.last_count = doc.last_count, len(goals)
+        if not session.count_moved(before, len(goals)):
+            return
+        found = site_at(ls, uri, position)
+        if found is None:
+            return
+        _text, _version, site = found
+        project = session.project_for(uri_path(uri))
+        state, error = await session.lean_state(project, site)
+        goal = GoalAt(goal_text(goals), len(goals), "client", state, error)
+        session.start_prefetch(uri, project, site, goal)
+
+    @server.feature(STATUS)
+    def status(ls: SegpilotServer, _params: Any) -> dict[str, Any]:
+        return ls.require_session().status()
+
+    @server.command(ACCEPTED)
+    async def suggestion_accepted(ls: SegpilotServer, *args: Any) -> None:
+        """The editor accepted an item; its goals after (known when Lean checked it) are
+        where the user goes next, so they are prefetched at once."""
+        session = ls.require_session()
+        info = args[0] if args else None
+        if not isinstance(info, dict):
+            log.warning("%s without its argument object", ACCEPTED)
+            return
+        uri, after = info.get("uri"), info.get("goalsAfter")
+        if not isinstance(uri, str) or not isinstance(after, list):
+            return
+        doc = session.document(uri)
+        before, doc.last_count = doc.last_count, len(after)
+        if not after or not session.count_moved(info.get("goalsBefore", before), len(after)):
+            return
+        where = info.get("position") or {}
+        position = types.Position(int(where.get("line", 0)), int(where.get("character", 0)))
+        found = site_at(ls, uri, position)
+        if found is None:
+            return
+        project = session.project_for(uri_path(uri))
+        state = None
+        checker = session.checker(project)
+        if checker is not None and isinstance(info.get("proofState"), int):
+            env = info.get("env")
+            state = LeanState(
+                info["proofState"], tuple(after), env if isinstance(env, int) else None
+            )
+        goal = GoalAt(goal_text(after), len(after), "client", state)
+        session.start_prefetch(uri, project, found[2], goal)
+
+    commands.register(server)
+
+    @server.command(RELOAD_MODEL)
+    async def reload_model(ls: SegpilotServer, *_args: Any) -> dict[str, Any]:
+        session = ls.require_session()
+        try:
+            await session.reload_model()
+        except SegpilotError as err:
+            raise JsonRpcException.from_error(
+                types.ResponseError(code=-32603, message=f"segpilot: {err}")
+            ) from None
+        ls.watch_model_files()
+        return session.status()
+
+    return server
+
+
+async def probe(
+    ls: SegpilotServer, session: Session, uri: str, version: int, cursor: types.Position
+) -> None:
+    """After an edit settles, ask Lean for the goals where the edit left the cursor; a drop
+    in their count starts a prefetch (when the editor reports goals, this is not needed)."""
+    await asyncio.sleep(PROBE_DELAY_S)
+    found = site_at(ls, uri, cursor)
+    if found is None or found[1] != version:
+        return
+    project = session.project_for(uri_path(uri))
+    if session.checker(project) is None:
+        return
+    state, _error = await session.lean_state(project, found[2])
+    if state is None:
+        return
+    doc = session.document(uri)
+    before, doc.last_count = doc.last_count, state.n_goals
+    if session.count_moved(before, state.n_goals):
+        goal = GoalAt(state.key(), state.n_goals, "repl", state)
+        session.start_prefetch(uri, project, found[2], goal)
+
+
+def client_goals(
+    session: Session,
+    uri: str,
+    version: int | None,
+    position: types.Position,
+    site: ProofSite,
+    in_request: list[str] | None,
+) -> ClientGoals | None:
+    """Goals the editor gave for this request: in its context, or in the last
+    `segpilot/goalState` for this document version at this line."""
+    if in_request is not None:
+        return ClientGoals(version, position.line, position.character, tuple(in_request))
+    known = session.document(uri).client_goals
+    if known is None or (known.version is not None and known.version != version):
+        return None
+    if known.line != position.line or (site.typed and known.character < site.column):
+        return None
+    return known
+
+
+def render(
+    proposal: Proposal,
+    site: ProofSite,
+    text: str,
+    position: types.Position,
+    limit: int,
+    uri: str,
+    goal: GoalAt,
+) -> list[types.InlineCompletionItem]:
+    """Items for the editor: each suggestion indented for the cursor's column, replacing what
+    is typed of it, with a command that tells whether Lean checked it."""
+    positions = DocumentPositions(text)
+    start = positions.text_to_lsp(TextPosition(site.line, site.column))
+    replace = types.Range(types.Position(start.line, start.character), position)
+    items = []
+    for item in proposal.items:
+        block = item.candidate.text
+        if site.typed and (not block.startswith(site.typed) or block == site.typed):
+            continue
+        items.append(
+            types.InlineCompletionItem(
+                insert_text=item.candidate.insert_text(site.column),
+                range=replace,
+                command=accept_command(item, proposal, uri, start, goal),
+            )
+        )
+        if len(items) == limit:
+            break
+    return items
+
+
+def accept_command(
+    item: Checked, proposal: Proposal, uri: str, start: LspPosition, goal: GoalAt
+) -> types.Command:
+    outcome = item.outcome
+    if outcome is None:
+        title = "unchecked: Lean has not run it"
+    elif outcome.kind == "closed":
+        title = "checked: closes the goal"
+    else:
+        title = f"checked: {outcome.n_goals} goal(s) left"
+    info: dict[str, Any] = {
+        "uri": uri,
+        "checked": outcome is not None,
+        "outcome": outcome.kind if outcome is not None else None,
+        "goalsBefore": goal.n_goals,
+        "goalsAfter": list(outcome.goals) if outcome is not None else None,
+        "position": {"line": start.line, "character": start.character},
+        "logprob": round(item.candidate.logprob, 4),
+        "leanError": proposal.lean_error or None,
+    }
+    if outcome is not None and outcome.proof_state is not None and goal.state is not None:
+        info["proofState"] = outcome.proof_state
+        info["env"] = goal.state.env
+    return types.Command(title=f"segpilot: {title}", command=ACCEPTED, arguments=[info])

@@ -1,0 +1,131 @@
+"""One editor suggestion round: propose candidates for a goal, check them in Lean, rank.
+
+The sidecar calls `propose_checked` from a worker thread (the model call itself runs on the
+process's single llama.cpp thread); `rollout` follows the best checked suggestion a few
+states ahead, which is how a prefetch prepares what the user will ask for next.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from segpilot.lean.errors import LeanProcessError
+from segpilot.model.candidates import Candidate
+from segpilot.search.check import LeanChecker, LeanState
+from segpilot.search.ranking import Checked, rank_checked
+
+
+class Proposer(Protocol):
+    def propose(
+        self,
+        state: Any = "",
+        k: int | None = None,
+        *,
+        theorem: str = "",
+        name: str = "",
+        proof_before: str = "",
+        cancel: threading.Event | None = None,
+    ) -> list[Candidate]: ...
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What the model is told besides the goal (the declaration and the proof so far)."""
+
+    theorem: str = ""
+    name: str = ""
+    proof_before: str = ""
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """Ranked suggestions for one goal, and what they cost."""
+
+    goal: str
+    items: tuple[Checked, ...]
+    checked: bool
+    """Whether Lean ran every item (False: no Lean, checking off, or Lean failed)."""
+    lean_error: str = ""
+    """Why Lean did not check, when it failed."""
+    model_s: float = 0.0
+    check_s: float = 0.0
+    complete: bool = True
+    """False when cancelled or out of budget: such a proposal is not cached."""
+
+
+def propose_checked(
+    policy: Proposer,
+    goal: str,
+    prompt: Prompt,
+    *,
+    k: int,
+    checker: LeanChecker | None = None,
+    state: LeanState | None = None,
+    cancel: threading.Event | None = None,
+    check_budget_s: float = 10.0,
+) -> Proposal:
+    """Candidates for `goal`, checked against `state` when a checker and a state are given."""
+    started = time.monotonic()
+    candidates = policy.propose(
+        goal,
+        k,
+        theorem=prompt.theorem,
+        name=prompt.name,
+        proof_before=prompt.proof_before,
+        cancel=cancel,
+    )
+    model_s = time.monotonic() - started
+    if cancel is not None and cancel.is_set():
+        return Proposal(goal, (), False, model_s=model_s, complete=False)
+    if checker is None or state is None:
+        items = tuple(Checked(c, None) for c in candidates)
+        return Proposal(goal, items, False, model_s=model_s)
+    started = time.monotonic()
+    try:
+        outcomes = checker.check_many(
+            state,
+            [c.text for c in candidates],
+            cancel=cancel,
+            deadline=started + check_budget_s,
+        )
+    except LeanProcessError as err:
+        items = tuple(Checked(c, None) for c in candidates)
+        return Proposal(goal, items, False, str(err), model_s, time.monotonic() - started)
+    check_s = time.monotonic() - started
+    done = [Checked(c, o) for c, o in zip(candidates, outcomes, strict=True) if o is not None]
+    return Proposal(
+        goal,
+        tuple(rank_checked(done)),
+        True,
+        model_s=model_s,
+        check_s=check_s,
+        complete=len(done) == len(candidates),
+    )
+
+
+def rollout(
+    first: Proposal,
+    state: LeanState | None,
+    step: Callable[[LeanState], Proposal | None],
+    depth: int,
+) -> list[Proposal]:
+    """Follow the best checked suggestion from `first` for up to `depth - 1` more states,
+    calling `step(next_state)` for each (it returns None to stop). Stops at a closed goal,
+    an unchecked or empty proposal, or an incomplete one."""
+    done = [first]
+    current = first
+    while len(done) < depth and current.checked and current.complete and current.items:
+        best = current.items[0].outcome
+        if best is None or best.kind != "progress" or best.proof_state is None or state is None:
+            break
+        state = LeanState(best.proof_state, best.goals, state.env)
+        following = step(state)
+        if following is None:
+            break
+        done.append(following)
+        current = following
+    return done
