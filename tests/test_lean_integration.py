@@ -16,6 +16,7 @@ from segpilot.lean.goals import parse_state
 from segpilot.lean.lsp_client import LeanServerClient
 from segpilot.lean.protocol import Command, CommandResponse, ProofStep, ProofStepResponse
 from segpilot.lean.repl import ReplClient, ReplSettings
+from segpilot.search.check import as_one_tactic
 
 pytestmark = [pytest.mark.lean, pytest.mark.slow]
 
@@ -47,7 +48,7 @@ def test_a_segment_runs_as_one_tactic_and_closes_the_goal(repl):
     split = repl.run(ProofStep("constructor", state))
     assert isinstance(split, ProofStepResponse)
     assert split.n_goals == 2
-    block = repl.run(ProofStep("(constructor\n  exact hp\n  exact hq)", state))
+    block = repl.run(ProofStep(as_one_tactic("constructor\nexact hp\nexact hq"), state))
     assert isinstance(block, ProofStepResponse)
     assert block.is_complete
 

@@ -12,6 +12,7 @@ may change (`model_path`, `adapter_path`, `preset`, `k`, `max_tokens`) override 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -167,3 +168,19 @@ def build_settings(
 ) -> LspSettings:
     """Settings from the config file, the environment and the editor's (validated) options."""
     return config.build(LspSettings, "lsp", file, options, environ)
+
+
+def camel_case(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def settings_table() -> str:
+    """The Markdown table of the editor settings (the README holds a copy; a test keeps
+    the copy in step)."""
+    rows = ["| setting | default | what it does |", "|---|---|---|"]
+    for f in dataclasses.fields(LspSettings):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        shown = "[model] value" if default is None else json.dumps(default, ensure_ascii=False)
+        rows.append(f"| `{camel_case(f.name)}` | `{shown}` | {f.metadata['help']} |")
+    return "\n".join(rows)
