@@ -185,7 +185,6 @@ def _top_level_partition(text: str, sep: str) -> tuple[str, str, str]:
     return text, "", ""
 
 
-
 def declaration_span(text: str, line: int) -> tuple[int, int]:
     """(start, end) offsets of the command holding `line`: from the last line at or above
     it whose code begins at column 0, to the next such line below it (or the text's end)."""
