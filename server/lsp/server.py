@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
@@ -42,6 +42,7 @@ RELOAD_MODEL = "segpilot.reloadModel"
 # An edit waits this long for the next keystroke before Lean is asked about it.
 PROBE_DELAY_S = 0.3
 _PARSE_ERROR = -32700
+_INVALID_REQUEST = -32600
 
 
 class SegpilotProtocol(LanguageServerProtocol):
@@ -53,17 +54,45 @@ class SegpilotProtocol(LanguageServerProtocol):
         self.request_goals: dict[Any, list[str]] = {}
 
     def structure_message(self, data: dict[str, Any]) -> Any:
-        if "jsonrpc" in data and data.get("method") == types.TEXT_DOCUMENT_INLINE_COMPLETION:
-            context = (data.get("params") or {}).get("context")
+        if "jsonrpc" not in data:  # an inner object: structured with its message
+            return data
+        if "method" in data and data.get("params") is None:
+            data = {**data, "params": None}
+        known = types.METHOD_TO_TYPES.get(data.get("method"))
+        if "id" in data and known is not None and known[0].__name__.endswith("Notification"):
+            self._invalid_request(data["id"])  # a notification's method, sent as a request
+            raise JsonRpcInvalidRequest(f"{data['method']} is a notification, not a request")
+        params = data.get("params")
+        if data.get("method") == types.TEXT_DOCUMENT_INLINE_COMPLETION and isinstance(params, dict):
+            context = params.get("context")
             goals = context.get("goals") if isinstance(context, dict) else None
             if isinstance(goals, list) and all(isinstance(g, str) for g in goals):
                 self.request_goals[data.get("id")] = goals
         try:
             return super().structure_message(data)
         except JsonRpcException as err:
-            if "jsonrpc" in data and "id" in data and "method" in data:
+            if "id" in data and "method" in data:
                 self._send_response(data["id"], None, err.to_response_error())
+            elif "method" not in data and "result" not in data and "error" not in data:
+                self._invalid_request(data.get("id"))
             raise
+
+    def _invalid_request(self, msg_id: Any) -> None:
+        self._send_data(
+            {
+                "jsonrpc": "2.0",
+                "id": msg_id,
+                "error": {"code": _INVALID_REQUEST, "message": "Invalid Request"},
+            }
+        )
+
+    def handle_message(self, message: Any) -> None:
+        version = getattr(message, "jsonrpc", None)
+        if version != "2.0":  # valid JSON, but no JSON-RPC 2.0 message
+            log.warning("not a JSON-RPC 2.0 message: answered with an invalid-request error")
+            self._invalid_request(getattr(message, "id", None))
+            return
+        super().handle_message(message)
 
 
 class SegpilotServer(LanguageServer):
