@@ -56,6 +56,13 @@ class SegpilotProtocol(LanguageServerProtocol):
     def structure_message(self, data: dict[str, Any]) -> Any:
         if "jsonrpc" not in data:  # an inner object: structured with its message
             return data
+        msg_id, method = data.get("id"), data.get("method")
+        bad_id = "id" in data and (
+            isinstance(msg_id, bool) or not isinstance(msg_id, (str, int, type(None)))
+        )
+        if bad_id or ("method" in data and not isinstance(method, str)):
+            self._invalid_request(None if bad_id else msg_id)
+            raise JsonRpcInvalidRequest("id or method of the wrong type")
         if "method" in data and data.get("params") is None:
             data = {**data, "params": None}
         known = types.METHOD_TO_TYPES.get(data.get("method"))
