@@ -77,6 +77,15 @@ def build(
         raise SegpilotError(f"invalid {section} settings: {err}") from err
 
 
+def check_minimums(settings: Any) -> None:
+    """Raise ValueError for a field below the `min` its metadata declares (None is unset)."""
+    for field in dataclasses.fields(settings):
+        low = field.metadata.get("min")
+        value = getattr(settings, field.name)
+        if low is not None and value is not None and value < low:
+            raise ValueError(f"{field.name} must be at least {low}, got {value!r}")
+
+
 def _reject_unknown(table: Mapping[str, Any], names: list[str], where: str) -> None:
     unknown = sorted(set(table) - set(names))
     if unknown:

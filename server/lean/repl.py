@@ -21,10 +21,11 @@ import signal
 import subprocess
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, overload
 
+from segpilot.config import check_minimums
 from segpilot.lean.errors import (
     LeanProcessError,
     ReplCrashedError,
@@ -121,11 +122,7 @@ class ReplSettings:
             raise ValueError(f"command must be a non-empty list of strings, got {self.command!r}")
         if self.project_dir is not None:
             self.project_dir = Path(self.project_dir)
-        for f in fields(self):
-            low = f.metadata.get("min")
-            value = getattr(self, f.name)
-            if low is not None and value is not None and value < low:
-                raise ValueError(f"{f.name} must be at least {low}, got {value!r}")
+        check_minimums(self)
 
 
 def _limit_memory(limit_mb: int) -> None:

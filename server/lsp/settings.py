@@ -113,11 +113,7 @@ class LspSettings:
             raise ValueError(f"goal_source must be one of {', '.join(_GOAL_SOURCES)}")
         if self.prefetch_trigger not in _TRIGGERS:
             raise ValueError(f"prefetch_trigger must be one of {', '.join(_TRIGGERS)}")
-        for f in dataclasses.fields(self):
-            low = f.metadata.get("min")
-            value = getattr(self, f.name)
-            if low is not None and value is not None and value < low:
-                raise ValueError(f"{f.name} must be at least {low}, got {value!r}")
+        config.check_minimums(self)
         for name in ("repl_command", "lean_server_command"):
             value = getattr(self, name)
             if not value or not all(isinstance(a, str) and a for a in value):

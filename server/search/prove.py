@@ -19,9 +19,10 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from segpilot.config import check_minimums
 from segpilot.lean.errors import ReplTimeoutError
 from segpilot.lean.goals import GoalParseError
 from segpilot.model.candidates import Candidate
@@ -70,10 +71,7 @@ class SearchBudget:
     def __post_init__(self) -> None:
         if self.trigger not in TRIGGERS:
             raise ValueError(f"trigger must be one of {TRIGGERS}, got {self.trigger!r}")
-        for f in fields(self):
-            low = f.metadata.get("min")
-            if low is not None and getattr(self, f.name) < low:
-                raise ValueError(f"{f.name} must be at least {low}, got {getattr(self, f.name)!r}")
+        check_minimums(self)
 
 
 @dataclass(frozen=True)
