@@ -13,7 +13,9 @@ from gguf_files import write_lora
 from lsp_harness import FAST_MODEL, fake_lean_options, sidecar
 from lsprotocol import types
 
+from segpilot.lean.positions import DocumentPositions
 from segpilot.lean.source import proof_site
+from segpilot.lsp.documents import DocumentSite
 from segpilot.lsp.server import render
 from segpilot.lsp.session import GoalAt
 from segpilot.model.candidates import Candidate
@@ -94,9 +96,8 @@ def test_render_replaces_the_typed_prefix_and_indents_following_lines():
         ),
         True,
     )
-    items = render(
-        proposal, site, text, types.Position(2, 7), 3, "file:///x", GoalAt(GOAL, 1, "repl")
-    )
+    found = DocumentSite(text, 1, site, DocumentPositions(text))
+    items = render(proposal, found, types.Position(2, 7), 3, "file:///x", GoalAt(GOAL, 1, "repl"))
     assert [i.insert_text for i in items] == ["exact hq\n    simp"]
     assert items[0].range == types.Range(types.Position(2, 4), types.Position(2, 7))
     assert items[0].command.arguments[0]["outcome"] == "closed"

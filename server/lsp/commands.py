@@ -234,7 +234,7 @@ def register(server: SegpilotServer) -> None:
                 command=types.Command("Insert segment", INSERT_SEGMENT, [where]),
             )
         ]
-        if holes_in(found[0], position.line):
+        if holes_in(found.text, position.line):
             actions.append(
                 types.CodeAction(
                     title="segpilot: Complete this proof (search)",
@@ -254,7 +254,7 @@ def register(server: SegpilotServer) -> None:
         found = site_at(ls, uri, position)
         if found is None:
             raise fail("the position is not inside a tactic proof")
-        text, version, site = found
+        text, version, site, _positions = found
         project = session.project_for(uri_path(uri))
         goal = await session.goal_at(project, uri, text, site, None)
         proposal = await session.suggestions(project, site, goal)

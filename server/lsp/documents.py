@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 
-from segpilot.lean.positions import DocumentPositions, LspPosition, PositionError
+from segpilot.lean.positions import DocumentPositions, LspPosition, PositionError, TextPosition
 from segpilot.lean.source import NotInProof, ProofSite, proof_site
 
 if TYPE_CHECKING:
@@ -23,19 +23,30 @@ def uri_path(uri: str) -> Path | None:
     return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
 
 
-def site_at(
-    ls: LanguageServer, uri: str, position: types.Position
-) -> tuple[str, int | None, ProofSite] | None:
-    """The document's text, version and the proof site at an LSP position; None (with a
-    log line) when the document is not open, the position is outside it, or it is not in
-    a tactic proof."""
+class DocumentSite(NamedTuple):
+    """A proof site in an open document, with what was read to find it."""
+
+    text: str
+    version: int | None
+    site: ProofSite
+    positions: DocumentPositions
+
+    def start(self) -> LspPosition:
+        """Where the site's typed text starts (where a suggestion goes), in LSP units."""
+        return self.positions.text_to_lsp(TextPosition(self.site.line, self.site.column))
+
+
+def site_at(ls: LanguageServer, uri: str, position: types.Position) -> DocumentSite | None:
+    """The proof site at an LSP position of an open document; None (with a log line) when
+    the document is not open, the position is outside it, or it is not in a tactic proof."""
     document = ls.workspace.text_documents.get(unquote(uri))
     if document is None:
         log.warning("request for %s, which is not open: empty answer", uri)
         return None
     text = document.source
+    positions = DocumentPositions(text)
     try:
-        where = DocumentPositions(text).lsp_to_text(LspPosition(position.line, position.character))
+        where = positions.lsp_to_text(LspPosition(position.line, position.character))
     except PositionError as err:
         log.warning("position %d:%d in %s: %s", position.line, position.character, uri, err)
         return None
@@ -44,4 +55,4 @@ def site_at(
     except NotInProof as why:
         log.debug("no suggestion at %d:%d: %s", position.line, position.character, why)
         return None
-    return text, document.version, site
+    return DocumentSite(text, document.version, site, positions)

@@ -21,10 +21,10 @@ from pygls.protocol import LanguageServerProtocol
 
 from segpilot import __version__
 from segpilot.errors import SegpilotError
-from segpilot.lean.positions import DocumentPositions, LspPosition, TextPosition, utf16_length
+from segpilot.lean.positions import LspPosition, utf16_length
 from segpilot.lean.source import ProofSite
 from segpilot.lsp import commands
-from segpilot.lsp.documents import site_at, uri_path
+from segpilot.lsp.documents import DocumentSite, site_at, uri_path
 from segpilot.lsp.session import ClientGoals, GoalAt, Session, goal_text, now_ms
 from segpilot.lsp.settings import LspSettings, build_settings, editor_options
 from segpilot.lsp.watch import FileWatcher
@@ -273,18 +273,17 @@ def make_server(file_config: dict[str, Any] | None = None) -> SegpilotServer:
         found = site_at(ls, params.text_document.uri, params.position)
         if found is None:
             return empty
-        text, version, site = found
+        site = found.site
         uri = params.text_document.uri
         project = session.project_for(uri_path(uri))
-        client = client_goals(session, uri, version, params.position, site, goals)
-        goal = await session.goal_at(project, uri, text, site, client)
-        doc = session.document(uri)
-        before, doc.last_count = doc.last_count, goal.n_goals
+        client = client_goals(session, uri, found.version, params.position, site, goals)
+        goal = await session.goal_at(project, uri, found.text, site, client)
+        session.record_count(uri, goal.n_goals)
         proposal = await session.suggestions(project, site, goal)
-        items = render(proposal, site, text, params.position, session.settings.max_items, uri, goal)
+        items = render(proposal, found, params.position, session.settings.max_items, uri, goal)
         session.stats.last_latency_ms = now_ms(started)
         log.info(
-            "inlineCompletion %s %d:%d goal=%s(%d) -> %d item(s)%s in %.0f ms (counts %s->%s)",
+            "inlineCompletion %s %d:%d goal=%s(%d) -> %d item(s)%s in %.0f ms",
             uri.rsplit("/", 1)[-1],
             params.position.line,
             params.position.character,
@@ -293,8 +292,6 @@ def make_server(file_config: dict[str, Any] | None = None) -> SegpilotServer:
             len(items),
             "" if proposal.checked else " unchecked",
             session.stats.last_latency_ms,
-            before,
-            goal.n_goals,
         )
         return types.InlineCompletionList(items=items)
 
@@ -313,17 +310,15 @@ def make_server(file_config: dict[str, Any] | None = None) -> SegpilotServer:
             return
         doc = session.document(uri)
         doc.client_goals = ClientGoals(version, position.line, position.character, goals)
-        before, doc.last_count = doc.last_count, len(goals)
-        if not session.count_moved(before, len(goals)):
+        if not session.record_count(uri, len(goals)):
             return
         found = site_at(ls, uri, position)
         if found is None:
             return
-        _text, _version, site = found
         project = session.project_for(uri_path(uri))
-        state, error = await session.lean_state(project, site)
+        state, error = await session.lean_state(project, found.site)
         goal = GoalAt(goal_text(goals), len(goals), "client", state, error)
-        session.start_prefetch(uri, project, site, goal)
+        session.start_prefetch(uri, project, found.site, goal)
 
     @server.feature(STATUS)
     def status(ls: SegpilotServer, _params: Any) -> dict[str, Any]:
@@ -341,9 +336,9 @@ def make_server(file_config: dict[str, Any] | None = None) -> SegpilotServer:
         uri, after = info.get("uri"), info.get("goalsAfter")
         if not isinstance(uri, str) or not isinstance(after, list):
             return
-        doc = session.document(uri)
-        before, doc.last_count = doc.last_count, len(after)
-        if not after or not session.count_moved(info.get("goalsBefore", before), len(after)):
+        before = info.get("goalsBefore")
+        moved = session.record_count(uri, len(after), before if isinstance(before, int) else None)
+        if not after or not moved:
             return
         where = info.get("position") or {}
         position = types.Position(int(where.get("line", 0)), int(where.get("character", 0)))
@@ -359,7 +354,7 @@ def make_server(file_config: dict[str, Any] | None = None) -> SegpilotServer:
                 info["proofState"], tuple(after), env if isinstance(env, int) else None
             )
         goal = GoalAt(goal_text(after), len(after), "client", state)
-        session.start_prefetch(uri, project, found[2], goal)
+        session.start_prefetch(uri, project, found.site, goal)
 
     commands.register(server)
 
@@ -385,19 +380,17 @@ async def probe(
     in their count starts a prefetch (when the editor reports goals, this is not needed)."""
     await asyncio.sleep(PROBE_DELAY_S)
     found = site_at(ls, uri, cursor)
-    if found is None or found[1] != version:
+    if found is None or found.version != version:
         return
     project = session.project_for(uri_path(uri))
     if session.checker(project) is None:
         return
-    state, _error = await session.lean_state(project, found[2])
+    state, _error = await session.lean_state(project, found.site)
     if state is None:
         return
-    doc = session.document(uri)
-    before, doc.last_count = doc.last_count, state.n_goals
-    if session.count_moved(before, state.n_goals):
+    if session.record_count(uri, state.n_goals):
         goal = GoalAt(state.key(), state.n_goals, "repl", state)
-        session.start_prefetch(uri, project, found[2], goal)
+        session.start_prefetch(uri, project, found.site, goal)
 
 
 def client_goals(
@@ -422,8 +415,7 @@ def client_goals(
 
 def render(
     proposal: Proposal,
-    site: ProofSite,
-    text: str,
+    found: DocumentSite,
     position: types.Position,
     limit: int,
     uri: str,
@@ -431,8 +423,7 @@ def render(
 ) -> list[types.InlineCompletionItem]:
     """Items for the editor: each suggestion indented for the cursor's column, replacing what
     is typed of it, with a command that tells whether Lean checked it."""
-    positions = DocumentPositions(text)
-    start = positions.text_to_lsp(TextPosition(site.line, site.column))
+    site, start = found.site, found.start()
     replace = types.Range(types.Position(start.line, start.character), position)
     items = []
     for item in proposal.items:

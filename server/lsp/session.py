@@ -397,12 +397,17 @@ class Session:
     def document(self, uri: str) -> DocumentState:
         return self.documents.setdefault(uri, DocumentState())
 
-    def count_moved(self, before: int | None, after: int) -> bool:
+    def record_count(self, uri: str, count: int, before: int | None = None) -> bool:
+        """Remember the goal count at the document's cursor; whether it moved from `before`
+        (default: the count remembered so far) the way the prefetch trigger asks."""
+        doc = self.document(uri)
+        previous, doc.last_count = doc.last_count, count
+        before = previous if before is None else before
         if before is None:
             return False
         if self.settings.prefetch_trigger == "change":
-            return after != before
-        return after < before
+            return count != before
+        return count < before
 
     def _cancel_job(self, state: DocumentState) -> None:
         if state.job is not None and not state.job.task.done():
