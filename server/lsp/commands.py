@@ -35,9 +35,10 @@ PROVE_FILE = "segpilot.proveFile"
 _REQUEST_FAILED = -32803
 
 
-def fail(message: str) -> JsonRpcException:
+def fail(message: str, code: int = _REQUEST_FAILED) -> JsonRpcException:
+    """The error a request answers with (default: RequestFailed)."""
     return JsonRpcException.from_error(
-        types.ResponseError(code=_REQUEST_FAILED, message=f"segpilot: {message}")
+        types.ResponseError(code=code, message=f"segpilot: {message}")
     )
 
 

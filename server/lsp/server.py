@@ -43,6 +43,8 @@ RELOAD_MODEL = "segpilot.reloadModel"
 PROBE_DELAY_S = 0.3
 _PARSE_ERROR = -32700
 _INVALID_REQUEST = -32600
+_INTERNAL_ERROR = -32603
+_NOT_INITIALIZED = -32002
 
 
 class SegpilotProtocol(LanguageServerProtocol):
@@ -85,13 +87,12 @@ class SegpilotProtocol(LanguageServerProtocol):
             raise
 
     def _invalid_request(self, msg_id: Any) -> None:
-        self._send_data(
-            {
-                "jsonrpc": "2.0",
-                "id": msg_id,
-                "error": {"code": _INVALID_REQUEST, "message": "Invalid Request"},
-            }
-        )
+        self.send_error(msg_id, _INVALID_REQUEST, "Invalid Request")
+
+    def send_error(self, msg_id: Any, code: int, message: str) -> None:
+        """An error response written as it is: the id may be one pygls would refuse."""
+        error = {"code": code, "message": message}
+        self._send_data({"jsonrpc": "2.0", "id": msg_id, "error": error})
 
     def handle_message(self, message: Any) -> None:
         version = getattr(message, "jsonrpc", None)
@@ -117,13 +118,7 @@ class SegpilotServer(LanguageServer):
     def report_server_error(self, error: Exception, source: Any) -> None:
         if isinstance(error, (json.JSONDecodeError, UnicodeDecodeError)):
             log.warning("unreadable message (%s): answered with a parse error", error)
-            self.protocol._send_data(
-                {
-                    "jsonrpc": "2.0",
-                    "id": None,
-                    "error": {"code": _PARSE_ERROR, "message": f"Parse error: {error}"},
-                }
-            )
+            self.protocol.send_error(None, _PARSE_ERROR, f"Parse error: {error}")
             return
         log.error("%s: %s", getattr(source, "__name__", source), error)
 
@@ -136,9 +131,7 @@ class SegpilotServer(LanguageServer):
 
     def require_session(self) -> Session:
         if self.session is None:
-            raise JsonRpcException.from_error(
-                types.ResponseError(code=-32002, message="segpilot: not initialized")
-            )
+            raise commands.fail("not initialized", _NOT_INITIALIZED)
         return self.session
 
     def settings_from(self, raw: Any) -> LspSettings:
@@ -364,9 +357,7 @@ def make_server(file_config: dict[str, Any] | None = None) -> SegpilotServer:
         try:
             await session.reload_model()
         except SegpilotError as err:
-            raise JsonRpcException.from_error(
-                types.ResponseError(code=-32603, message=f"segpilot: {err}")
-            ) from None
+            raise commands.fail(str(err), _INTERNAL_ERROR) from None
         ls.watch_model_files()
         return session.status()
 
