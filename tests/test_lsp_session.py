@@ -37,7 +37,7 @@ class ScriptedPolicy:
         self.settings = ModelSettings(k=4)
         self.calls: list[str] = []
         self.delay = delay
-        self._backend = None
+        self.loaded = None
 
     def propose(self, state: Any = "", k: int | None = None, *, cancel=None, **_: Any):
         text = state if isinstance(state, str) else state.pretty()

@@ -146,7 +146,7 @@ class SegpilotServer(LanguageServer):
         settings = self.session.policy.settings
         paths: list[str | None] = []
         if self.session.settings.hot_reload:
-            backend = getattr(self.session.policy, "_backend", None)
+            backend = self.session.policy.loaded
             model = backend.model_path if backend is not None else settings.model_path
             paths = [str(model) if model else None, settings.adapter_path]
         if self.watcher is None:

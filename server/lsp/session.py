@@ -476,7 +476,7 @@ class Session:
 
     def status(self) -> dict[str, Any]:
         policy = self.policy
-        backend = getattr(policy, "_backend", None)
+        backend = policy.loaded
         checkers = [p.checker for p in self.projects.values() if p.checker is not None]
         return {
             "model": str(backend.model_path) if backend is not None else policy.settings.model_path,

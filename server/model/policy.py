@@ -65,6 +65,11 @@ class Policy:
                 self._backend = LlamaBackend(self.settings)
             return self._backend
 
+    @property
+    def loaded(self) -> Backend | None:
+        """The backend once the model is loaded; None before (asking never loads it)."""
+        return self._backend
+
     def build_prompt(
         self, state: Any = "", *, theorem: str = "", name: str = "", proof_before: str = ""
     ) -> str:
