@@ -25,7 +25,7 @@ from segpilot.lean.positions import LspPosition, utf16_length
 from segpilot.lean.source import ProofSite
 from segpilot.lsp import commands
 from segpilot.lsp.documents import DocumentSite, site_at, uri_path
-from segpilot.lsp.session import ClientGoals, GoalAt, Session, goal_text, now_ms
+from segpilot.lsp.session import ClientGoals, GoalAt, Session, goal_text
 from segpilot.lsp.settings import LspSettings, build_settings, editor_options
 from segpilot.lsp.watch import FileWatcher
 from segpilot.model.settings import ModelSettings
@@ -274,7 +274,7 @@ def make_server(file_config: dict[str, Any] | None = None) -> SegpilotServer:
         session.record_count(uri, goal.n_goals)
         proposal = await session.suggestions(project, site, goal)
         items = render(proposal, found, params.position, session.settings.max_items, uri, goal)
-        session.stats.last_latency_ms = now_ms(started)
+        session.stats.last_latency_ms = (time.monotonic() - started) * 1000
         log.info(
             "inlineCompletion %s %d:%d goal=%s(%d) -> %d item(s)%s in %.0f ms",
             uri.rsplit("/", 1)[-1],

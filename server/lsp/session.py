@@ -17,8 +17,7 @@ import hashlib
 import logging
 import shutil
 import threading
-import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -107,7 +106,8 @@ class Stats:
     last_latency_ms: float | None = None
     last_model_s: float | None = None
     reloads: int = 0
-    errors: list[str] = field(default_factory=list)
+    errors: deque[str] = field(default_factory=lambda: deque(maxlen=10))
+    """The latest errors, for `segpilot/status`."""
 
 
 def _digest(text: str) -> str:
@@ -163,7 +163,7 @@ class Session:
 
     def note_error(self, message: str) -> None:
         log.error("%s", message)
-        self.stats.errors = [*self.stats.errors[-9:], message]
+        self.stats.errors.append(message)
 
     async def close(self) -> None:
         for state in self.documents.values():
@@ -518,7 +518,3 @@ def _log_job_failure(task: asyncio.Future[Any]) -> None:
     err = task.exception()
     if err is not None:
         log.error("background job failed: %s", err, exc_info=err)
-
-
-def now_ms(started: float) -> float:
-    return (time.monotonic() - started) * 1000
