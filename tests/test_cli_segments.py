@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
+import stat
 import struct
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, PYTHON
+
+from segpilot.cli import main
 
 TRAJECTORIES = FIXTURES / "trajectories"
 REPL_STEPS = TRAJECTORIES / "repl_transcript_steps.jsonl"
@@ -361,3 +366,290 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path):
     result = segments(source, "--rule", "change", "-o", tmp_path / "out.jsonl")
     assert result.returncode == 0
     assert "reading" not in result.stderr
+
+
+# --- where the output goes: devices, FIFOs, links, read-only and full disks ------------------
+
+
+@pytest.fixture
+def system_devices():
+    """/dev/null and /dev/full must still be the same character devices after the test, and
+    /dev/stdout the same link (a regression that replaced one is undone here, and fails)."""
+    devices = {path: os.stat(path) for path in ("/dev/null", "/dev/full")}
+    links = {path: os.readlink(path) for path in ("/dev/stdout",) if os.path.islink(path)}
+    yield
+    damaged = []
+    for path, st in devices.items():
+        now = os.lstat(path)
+        if not stat.S_ISCHR(now.st_mode) or now.st_rdev != st.st_rdev:
+            os.unlink(path)
+            os.mknod(path, stat.S_IFCHR | 0o666, st.st_rdev)
+            os.chmod(path, stat.S_IMODE(st.st_mode))
+            damaged.append(path)
+    for path, target in links.items():
+        if not os.path.islink(path) or os.readlink(path) != target:
+            os.unlink(path)
+            os.symlink(target, path)
+            damaged.append(path)
+    assert not damaged, f"replaced by segpilot (now restored): {damaged}"
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def many_steps(tmp_path: Path, n: int = 300) -> Path:
+    return write_rows(tmp_path / "steps.jsonl", [step("t", f"t{i}", 1, 1) for i in range(n)])
+
+
+def test_dev_null_as_output_stays_a_device(system_devices):
+    result = segments(PANTOGRAPH_STEPS, "--rule", "close", "--group-by", "unit", "-o", "/dev/null")
+    assert result.returncode == 0, result.stderr
+    assert "3 segments written to /dev/null" in result.stderr
+    assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
+
+
+def test_a_fifo_as_output_is_written_in_place(tmp_path):
+    expected = tmp_path / "file.jsonl"
+    assert segments(PANTOGRAPH_STEPS, "--rule", "step", "--group-by", "unit", "-o", expected)
+    fifo = tmp_path / "segments.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+
+    def read() -> None:
+        with open(fifo, "rb") as fh:
+            got.append(fh.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    result = segments(PANTOGRAPH_STEPS, "--rule", "step", "--group-by", "unit", "-o", fifo)
+    reader.join(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert got == [expected.read_bytes()]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_dev_full_as_output_is_a_one_line_error(system_devices):
+    result = segments(PANTOGRAPH_STEPS, "--rule", "close", "--group-by", "unit", "-o", "/dev/full")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "segpilot: error: cannot write /dev/full: No space left on device "
+        "(free some disk space and run again)"
+    ]
+    assert stat.S_ISCHR(os.lstat("/dev/full").st_mode)
+
+
+def test_dev_stdout_as_output(system_devices):
+    result = segments(
+        PANTOGRAPH_STEPS, "--rule", "close", "--group-by", "unit", "-o", "/dev/stdout"
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 3
+
+
+def test_disk_full_while_writing_keeps_the_old_output(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out" / "segments.jsonl"
+    out.parent.mkdir()
+    out.write_bytes(b"previous contents\n")
+    real_write = os.write
+
+    def full_disk(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(out.parent.resolve())):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_disk)
+    code = main(["data", "segments", str(many_steps(tmp_path)), "--rule", "step", "-o", str(out)])
+    monkeypatch.undo()
+    assert code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"segpilot: error: cannot write {out}: No space left on device "
+        f"(free some disk space and run again; {out} is unchanged)"
+    ]
+    assert out.read_bytes() == b"previous contents\n"
+    assert names(out.parent) == ["segments.jsonl"]
+
+
+def test_a_file_size_limit_is_a_one_line_error_and_keeps_the_old_output(tmp_path):
+    out = tmp_path / "out" / "segments.jsonl"
+    out.parent.mkdir()
+    out.write_bytes(b"previous contents\n")
+    source = many_steps(tmp_path)
+    # `ulimit -f 4` for this run only; SIGXFSZ ignored, so writing past it fails with EFBIG.
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "from segpilot.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    result = subprocess.run(
+        [PYTHON, "-c", script, "data", "segments", str(source), "--rule", "step", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"segpilot: error: cannot write {out}: File too large (the file system or the "
+        f"shell's file-size limit (ulimit -f) caps its size; {out} is unchanged)"
+    ]
+    assert out.read_bytes() == b"previous contents\n"
+    assert names(out.parent) == ["segments.jsonl"]
+
+
+def test_a_read_only_output_is_refused_and_left_alone(tmp_path):
+    out = tmp_path / "segments.jsonl"
+    out.write_bytes(b"keep me\n")
+    out.chmod(0o444)
+    result = segments(PANTOGRAPH_STEPS, "--rule", "close", "--group-by", "unit", "-o", out)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"segpilot: error: {out} is read-only; not replacing it "
+        f"(make it writable (chmod u+w {out}) or choose another file)"
+    ]
+    assert out.read_bytes() == b"keep me\n"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o444
+    assert names(tmp_path) == ["segments.jsonl"]
+
+
+def test_a_read_only_bad_rows_file_is_refused_before_any_output(tmp_path):
+    report = tmp_path / "bad.jsonl"
+    report.write_bytes(b"old report\n")
+    report.chmod(0o444)
+    out = tmp_path / "segments.jsonl"
+    result = segments(REPL_STEPS, "--rule", "change", "--group-by", "transcript", "-o", out,
+                      "--bad-rows", report)  # fmt: skip
+    assert result.returncode == 1
+    assert f"{report} is read-only" in result.stderr
+    assert not out.exists()
+    assert report.read_bytes() == b"old report\n"
+
+
+def test_a_symlinked_output_replaces_its_target_and_keeps_the_link(tmp_path):
+    (tmp_path / "runs").mkdir()
+    target = tmp_path / "runs" / "2024.jsonl"
+    target.write_text("old\n", encoding="utf-8")
+    link = tmp_path / "latest.jsonl"
+    link.symlink_to(target)
+    result = segments(PANTOGRAPH_STEPS, "--rule", "close", "--group-by", "unit", "-o", link)
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert [r["unit"] for r in jsonl(target)] == [0, 1, 1]
+    assert names(tmp_path / "runs") == ["2024.jsonl"]
+
+
+def test_a_symlink_to_the_input_is_the_input(tmp_path):
+    source = write_rows(tmp_path / "steps.jsonl", [step("t", "rfl", 1, 0)])
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(source)
+    before = source.read_bytes()
+    result = segments(source, "--rule", "change", "-o", link)
+    assert result.returncode == 1
+    assert "is the input file" in result.stderr
+    assert source.read_bytes() == before
+
+
+# --- what the input is: directories, unreadable files, FIFOs, text that is not UTF-8 ---------
+
+
+def test_a_directory_as_input_says_so(tmp_path):
+    result = segments(tmp_path, "--rule", "change", "-o", tmp_path / "o.jsonl")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"segpilot: error: {tmp_path} is a directory, not a file"]
+    assert names(tmp_path) == []
+
+
+def test_an_unreadable_input_is_a_one_line_error(tmp_path):
+    if os.geteuid() != 0:
+        source = write_rows(tmp_path / "steps.jsonl", [step("t", "rfl", 1, 0)])
+        source.chmod(0)
+    else:  # root reads mode-000 files; the kernel refuses it this write-only setting
+        source = Path("/proc/sys/vm/drop_caches")
+        try:
+            source.open("rb").close()
+            pytest.skip("no file here that root may not read")
+        except PermissionError:
+            pass
+    result = segments(source, "--rule", "change", "-o", tmp_path / "o.jsonl")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"segpilot: error: cannot read {source}: permission denied (check its permissions)"
+    ]
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_read_error_midway_is_a_one_line_error_and_writes_nothing(tmp_path):
+    # Reading a process's own memory from address 0 fails with EIO: a real read error.
+    out = tmp_path / "o.jsonl"
+    result = segments("/proc/self/mem", "--rule", "change", "-o", out)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "segpilot: error: cannot read /proc/self/mem: Input/output error"
+    ]
+    assert names(tmp_path) == []
+
+
+def test_a_fifo_as_input(tmp_path):
+    fifo = tmp_path / "steps.fifo"
+    os.mkfifo(fifo)
+    rows = PANTOGRAPH_STEPS.read_bytes()
+
+    def feed() -> None:
+        with open(fifo, "wb") as fh:
+            fh.write(rows)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    out = tmp_path / "o.jsonl"
+    result = segments(fifo, "--rule", "close", "--group-by", "unit", "-o", out)
+    writer.join(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert len(jsonl(out)) == 3
+
+
+def test_lone_surrogate_escapes_are_bad_rows_not_a_traceback(tmp_path):
+    source = tmp_path / "steps.jsonl"
+    good = json.dumps(step("t", "rfl", 1, 0))
+    source.write_text(
+        "\n".join([
+            good,
+            '{"theorem": "u", "tactic": "simp \\udcff", "goals_before": ["g"], "goals_after": []}',
+            json.dumps(step("v", "exact \U0001d7d9", 1, 0)),  # an astral char, escaped as a pair
+            "{",
+        ]) + "\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    out = tmp_path / "o.jsonl"
+    result = segments(source, "--rule", "change", "-o", out)
+    assert result.returncode == 0, result.stderr
+    shown = result.stderr.splitlines()
+    assert shown[0] == "segpilot: skipped line 2: not UTF-8 text (a JSON string holds \\udcff)"
+    assert shown[1].startswith("segpilot: skipped line 4: not JSON")
+    assert "4 rows read, 2 bad rows skipped, 2 trajectories" in result.stderr
+    assert [r["theorem"] for r in jsonl(out)] == ["t", "v"]
+    strict = segments(source, "--rule", "change", "--strict", "-o", out)
+    assert strict.returncode == 1
+    assert strict.stderr.splitlines() == [
+        "segpilot: error: line 2: not UTF-8 text (a JSON string holds \\udcff) "
+        "(without --strict, bad rows are skipped)"
+    ]
+
+
+def test_a_group_by_argument_that_is_not_utf8(tmp_path):
+    source = write_rows(tmp_path / "steps.jsonl", [step("t", "rfl", 1, 0)])
+    result = segments(source, "--rule", "change", "--group-by", os.fsdecode(b"th\xe9orem"),
+                      "-o", tmp_path / "o.jsonl")  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "segpilot: error: --group-by 'th\\xe9orem' is not UTF-8 text "
+        "(\\xe9 at character 3) (give it as UTF-8)"
+    ]
+
+
+def test_an_input_name_that_is_not_utf8_is_shown_by_its_bytes(tmp_path):
+    missing = tmp_path / os.fsdecode(b"\xff.jsonl")
+    result = segments(missing, "--rule", "change", "-o", tmp_path / "o.jsonl")
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"segpilot: error: no such file: {tmp_path}/\\xff.jsonl"

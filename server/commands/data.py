@@ -9,14 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from segpilot import textfiles
 from segpilot.errors import SegpilotError
 from segpilot.segments import DEFAULT_MAX_TACTICS, OUTPUT_FIELDS, RULES
+from segpilot.textfiles import InputLines
 
 # Bad rows listed one by one on stderr; the rest are counted (all go to --bad-rows FILE).
 SHOWN_BAD_ROWS = 20
@@ -45,13 +47,15 @@ output: one JSON object per segment, trajectories in order of first appearance: 
   inclusive), `n_goals_before`, `n_goals_after`, `tactics` (list), `state` (the goal state
   at the start: a list's goals joined by a blank line, or `no goals`; a state string
   exactly as given) and `target` (the tactics, one per line; multi-line tactics verbatim).
-  The file is written atomically (a temporary file beside it, then renamed) and is never
-  the input file.
+  A file is written atomically (a temporary file beside it, then renamed; it keeps the
+  old file's mode) and is never the input file; a read-only file is refused; a device or
+  a FIFO (/dev/null, a named pipe) is written in place.
 
-bad rows (a line that is not UTF-8, not JSON or not an object; a missing group-by field;
-  a missing or blank tactic; goals missing, null or unparseable) are reported on stderr
-  with their line numbers and skipped; exit status 0. With --strict the first bad row
-  fails the run (exit 1, "line N: <what>") and no output is written."""
+bad rows (a line that is not UTF-8, or whose JSON strings escape a lone surrogate; not
+  JSON or not an object; a missing group-by field; a missing or blank tactic; goals
+  missing, null or unparseable) are reported on stderr with their line numbers and
+  skipped; exit status 0. With --strict the first bad row fails the run (exit 1,
+  "line N: <what>") and no output is written."""
 
 SEGMENTS_EXAMPLES = """\
 examples:
@@ -143,20 +147,21 @@ def _group_fields(text: str) -> list[str]:
     return fields
 
 
-def _check_paths(source: Path, output: str, bad_rows: Path | None) -> None:
-    if not source.is_file():
-        raise SegpilotError(f"no such file: {source}")
-    if bad_rows is not None and str(bad_rows) in ("-", output):
+def _check_paths(source: InputLines, output: str, bad_rows: Path | None) -> None:
+    """Refuse, before any work, outputs that would overwrite the input or cannot be written."""
+    if bad_rows is not None and (
+        str(bad_rows) in ("-", output)
+        or (output != "-" and os.path.realpath(bad_rows) == os.path.realpath(output))
+    ):
         raise SegpilotError("--bad-rows needs a file of its own, not the output")
-    targets = [Path(output)] if output != "-" else []
+    targets: list[str | Path] = [output] if output != "-" else []
     targets += [bad_rows] if bad_rows is not None else []
     for target in targets:
-        if target.resolve() == source.resolve() or (target.exists() and target.samefile(source)):
-            raise SegpilotError(f"{target} is the input file; refusing to overwrite it")
-        if target.is_dir():
-            raise SegpilotError(f"{target} is a folder; name a file to write")
-        if not target.parent.is_dir():
-            raise SegpilotError(f"no folder {target.parent} to write {target.name} in")
+        if source.is_same_file(target):
+            raise SegpilotError(
+                f"{textfiles.printable(target)} is the input file; refusing to overwrite it"
+            )
+        textfiles.check_output(target)
 
 
 def _progress(lines: Iterable[bytes], size: int) -> Iterator[bytes]:
@@ -172,77 +177,106 @@ def _progress(lines: Iterable[bytes], size: int) -> Iterator[bytes]:
             yield line
 
 
-class _AtomicOutput:
-    """A binary file that appears at `path` only when closed without an error.
+# A JSON escape of a lone surrogate (\ud800-\udfff); valid pairs are checked and pass.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
-    It is written as a temporary file in the same folder and renamed over the target, so
-    a failed run leaves an existing target untouched. `-` means stdout.
+
+class _LoneSurrogates:
+    """Lines whose JSON strings hold a lone surrogate (`"\\udcff"`) become bad rows here.
+
+    Such JSON parses, but no UTF-8 text can hold the string, so the segment could not be
+    written out. The line itself goes on as a blank line, which the reader skips while
+    counting it, so line numbers stay right. `pending` collects the bad rows; `in_order`
+    merges them with the reader's: the reader yields a bad row only after reading its line,
+    so every pending row is from an earlier line.
     """
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._tmp: str | None = None
+    def __init__(self, lines: Iterable[bytes]) -> None:
+        self._lines = lines
+        self.pending: list[Any] = []
 
-    def __enter__(self) -> IO[bytes]:
-        if self.path == "-":
-            self._file: IO[bytes] = sys.stdout.buffer
-            return self._file
-        target = Path(self.path)
-        try:
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        except OSError as err:
-            raise SegpilotError(f"cannot write in {target.parent}: {err.strerror}") from None
-        self._file = os.fdopen(fd, "wb")
-        return self._file
+    def __iter__(self) -> Iterator[bytes]:
+        from segpilot.segments import BadRow
 
-    def __exit__(self, kind: object, error: object, traceback: object) -> None:
-        if self._tmp is None:
-            if kind is None:
-                self._file.flush()
-            return
-        self._file.close()
-        if kind is not None:
-            os.unlink(self._tmp)
-            return
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self._tmp, 0o666 & ~umask)
-        os.replace(self._tmp, self.path)
+        for number, line in enumerate(self._lines, 1):
+            if b"\\u" in line and _SURROGATE_ESCAPE.search(line):
+                surrogate = _lone_surrogate(line)
+                if surrogate is not None:
+                    self.pending.append(
+                        BadRow(number, f"not UTF-8 text (a JSON string holds {surrogate})")
+                    )
+                    yield b""
+                    continue
+            yield line
+
+    def in_order(self, items: Iterable[Any]) -> Iterator[Any]:
+        for item in items:
+            if self.pending:
+                yield from self.pending
+                self.pending.clear()
+            yield item
+        yield from self.pending
+        self.pending.clear()
 
 
-def _jsonl(row: dict[str, Any]) -> bytes:
-    return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+def _lone_surrogate(line: bytes) -> str | None:
+    """The first lone surrogate (printed as `\\uXXXX`) in the row's strings, if any."""
+    try:
+        todo = [json.loads(line.decode("utf-8-sig"))]
+    except ValueError:
+        return None  # not UTF-8 or not JSON: the reader reports it
+    while todo:
+        value = todo.pop()
+        if isinstance(value, dict):
+            todo.extend(value)
+            todo.extend(value.values())
+        elif isinstance(value, list):
+            todo.extend(value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as err:
+                return f"\\u{ord(value[err.start]):04x}"
+    return None
+
+
+def _jsonl(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False) + "\n"
 
 
 def run_segments(args: argparse.Namespace) -> int:
     from segpilot.segments import BadRow, build_segments, read_trajectories
 
-    group_by = _group_fields(args.group_by)
-    source: Path = args.input
-    _check_paths(source, args.output, args.bad_rows)
+    group_by = _group_fields(textfiles.require_utf8(args.group_by, "--group-by"))
     bad: list[BadRow] = []
     n_steps = n_trajectories = n_segments = 0
-    with source.open("rb") as lines, _AtomicOutput(args.output) as out:
-        items = read_trajectories(_progress(lines, source.stat().st_size), group_by)
-        for item in items:
-            if isinstance(item, BadRow):
-                if args.strict:
-                    raise SegpilotError(str(item), fix="without --strict, bad rows are skipped")
-                if len(bad) < SHOWN_BAD_ROWS:
-                    print(f"segpilot: skipped {item}", file=sys.stderr)
-                bad.append(item)
-                continue
-            fields = dict(zip(group_by, item.key, strict=True))
-            segments = build_segments(item.steps, args.rule, args.max_tactics)
-            out.write(b"".join(_jsonl(fields | s.as_dict()) for s in segments))
-            n_steps += len(item.steps)
-            n_trajectories += 1
-            n_segments += len(segments)
+    with textfiles.open_lines(args.input) as lines:
+        _check_paths(lines, args.output, args.bad_rows)
+        checked = _LoneSurrogates(_progress(lines, lines.size))
+        with textfiles.open_output(args.output) as out:
+            for item in checked.in_order(read_trajectories(checked, group_by)):
+                if isinstance(item, BadRow):
+                    if args.strict:
+                        raise SegpilotError(str(item), fix="without --strict, bad rows are skipped")
+                    if len(bad) < SHOWN_BAD_ROWS:
+                        print(f"segpilot: skipped {item}", file=sys.stderr)
+                    bad.append(item)
+                    continue
+                fields = dict(zip(group_by, item.key, strict=True))
+                segments = build_segments(item.steps, args.rule, args.max_tactics)
+                out.write("".join(_jsonl(fields | s.as_dict()) for s in segments))
+                n_steps += len(item.steps)
+                n_trajectories += 1
+                n_segments += len(segments)
     if args.bad_rows is not None:
-        with _AtomicOutput(str(args.bad_rows)) as out:
-            out.write(b"".join(_jsonl({"line": b.line, "reason": b.reason}) for b in bad))
+        with textfiles.open_output(args.bad_rows) as out:
+            out.write("".join(_jsonl({"line": b.line, "reason": b.reason}) for b in bad))
     if len(bad) > SHOWN_BAD_ROWS:
-        listed = f"listed in {args.bad_rows}" if args.bad_rows else "--bad-rows FILE lists all"
+        listed = (
+            f"listed in {textfiles.printable(args.bad_rows)}"
+            if args.bad_rows
+            else "--bad-rows FILE lists all"
+        )
         print(
             f"segpilot: ... and {len(bad) - SHOWN_BAD_ROWS} more bad rows ({listed})",
             file=sys.stderr,
@@ -253,7 +287,7 @@ def run_segments(args: argparse.Namespace) -> int:
             "goals_before/goals_after or state_before/state_after)",
             file=sys.stderr,
         )
-    written = "stdout" if args.output == "-" else args.output
+    written = "stdout" if args.output == "-" else textfiles.printable(args.output)
     max_note = "" if args.rule == "whole" else f", at most {args.max_tactics} tactics"
     print(
         f"segpilot: {n_steps + len(bad)} rows read, {len(bad)} bad rows skipped, "
