@@ -11,6 +11,7 @@ from test_safety import fixture_tactics
 
 from segpilot.lean.lexer import strip_comments
 from segpilot.model.candidates import (
+    SORRY_REJECTED,
     Candidate,
     clean_block,
     dedup_key,
@@ -108,7 +109,7 @@ def test_spacing_inside_a_line_does_not_make_a_new_candidate():
     assert dedup_key("simp\n  exact h") != dedup_key("simp\nexact h")  # nesting matters
 
 
-def test_rank_keeps_the_best_duplicate_and_orders_safe_proofs_first():
+def test_rank_keeps_the_best_duplicate_and_orders_accepted_before_rejected():
     ranked = rank(
         [
             Candidate("simp", ("simp",), -3.0),
@@ -121,7 +122,14 @@ def test_rank_keeps_the_best_duplicate_and_orders_safe_proofs_first():
     assert [(c.text, c.logprob) for c in ranked] == [
         ("simp ", -1.0),
         ("omega", -2.0),
-        ("sorry", -0.5),
         ("#eval 1", -0.1),
+        ("sorry", -0.5),
     ]
-    assert [c.accepted for c in ranked] == [True, True, True, False]
+    assert [c.accepted for c in ranked] == [True, True, False, False]
+
+
+def test_a_candidate_using_sorry_is_never_accepted():
+    made = Candidate("sorry", ("sorry",), -0.1, uses_sorry=True)
+    assert not made.accepted and made.rejected_reason == SORRY_REJECTED
+    given = Candidate("admit", ("admit",), -0.1, rejected_reason="line 1: 'admit'", uses_sorry=True)
+    assert given.rejected_reason == "line 1: 'admit'"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from segpilot.errors import SegpilotError
 from segpilot.lean.goals import parse_state
 from segpilot.model.generation import Generation, Sample
-from segpilot.model.policy import Policy
+from segpilot.model.policy import Policy, Proposed
 from segpilot.model.settings import ModelSettings
 
 STATE = "x y : Nat\n⊢ x + y = y + x"
@@ -100,6 +101,46 @@ def test_interrupted_generation_is_not_cached():
     assert [c.text for c in policy.propose(STATE)] == ["simp"]
 
 
+@pytest.mark.parametrize(
+    ("finishes", "reason"),
+    [
+        (["eos", "budget", "budget"], "budget"),  # the time limit cut two of three short
+        (["budget", "budget", "budget"], "budget"),  # ... or all of them
+        (["stop", "cancelled", "eos"], "cancelled"),
+    ],
+)
+def test_propose_batch_reports_an_interrupted_call_and_does_not_cache_it(finishes, reason):
+    answers = [("omega\n", -1.0, f) for f in finishes]  # a finished line survives the cut
+    backend = ScriptedBackend(answers, [("simp", -1.0, "eos")])
+    policy = Policy(ModelSettings(k=3), backend=backend)
+    proposed = policy.propose_batch(STATE)
+    assert proposed.interrupted and not proposed.complete and proposed.reason == reason
+    assert [c.text for c in proposed.candidates] == ["omega"] and not proposed.cached
+    again = policy.propose_batch(STATE)  # asked the model again: nothing was cached
+    assert len(backend.calls) == 2 and [c.text for c in again.candidates] == ["simp"]
+    assert not again.interrupted and again.reason == "" and not again.cached
+
+
+def test_propose_batch_marks_a_complete_call_and_its_cached_repeat():
+    backend = ScriptedBackend([("omega", -1.0, "eos"), ("simp", -2.0, "length")])
+    policy = Policy(ModelSettings(k=2), backend=backend)
+    first = policy.propose_batch(STATE)
+    assert first == Proposed(first.candidates, (), interrupted=False, reason="", cached=False)
+    assert first.complete and [c.text for c in first.candidates] == ["omega"]
+    again = policy.propose_batch(STATE)
+    assert again.cached and again.candidates == first.candidates and not again.interrupted
+    assert len(backend.calls) == 1
+
+
+def test_a_budget_given_to_one_call_reaches_the_backend():
+    backend = ScriptedBackend([("omega", -1.0, "eos")], [("omega", -1.0, "eos")])
+    policy = Policy(ModelSettings(k=1, cache_size=0), backend=backend)
+    policy.propose_batch(STATE, budget_s=0.25)
+    assert backend.sampling["budget_s"] == 0.25
+    policy.propose(STATE)
+    assert backend.sampling["budget_s"] == policy.settings.budget_s
+
+
 def test_cache_evicts_the_least_recently_used_state():
     backend = ScriptedBackend(*([("omega", -1.0, "eos")] for _ in range(4)))
     policy = Policy(ModelSettings(k=1, cache_size=2), backend=backend)
@@ -121,12 +162,54 @@ def test_text_cut_by_the_token_limit_loses_its_unfinished_line():
     assert candidate.tactics == ("intro h",)
 
 
-def test_sorry_candidates_come_last_and_are_flagged():
-    backend = ScriptedBackend([("sorry", -0.1, "eos"), ("omega", -3.0, "eos")])
-    policy = Policy(ModelSettings(k=2), backend=backend)
-    ranked = policy.propose(STATE)
-    assert [c.text for c in ranked] == ["omega", "sorry"]
-    assert ranked[1].uses_sorry and not ranked[0].uses_sorry
+def test_sorry_candidates_are_dropped_and_counted_as_rejected_with_the_reason():
+    backend = ScriptedBackend(
+        [
+            ("sorry", -0.1, "eos"),
+            ("omega", -3.0, "eos"),
+            ("constructor\n· exact hp\n· admit", -0.2, "eos"),
+            ("exact sorry_lemma x y", -4.0, "eos"),  # a name, not a sorry
+        ]
+    )
+    policy = Policy(ModelSettings(k=4), backend=backend)
+    proposed = policy.propose_batch(STATE)
+    assert [c.text for c in proposed.candidates] == ["omega", "exact sorry_lemma x y"]
+    assert [c.text for c in proposed.rejected] == ["sorry", "constructor\n· exact hp\n· admit"]
+    assert all(c.uses_sorry and "admits the goal" in c.rejected_reason for c in proposed.rejected)
+    assert [c.text for c in policy.propose(STATE)] == ["omega", "exact sorry_lemma x y"]
+    everything = policy.propose(STATE, include_rejected=True)
+    assert [c.accepted for c in everything] == [True, True, False, False]
+
+
+def test_user_text_spelling_template_text_is_another_prompt_for_the_cache():
+    # Same characters, but the `<|im_end|>` is the template's in one and the user's in the
+    # other: they tokenize differently, so neither may answer for the other.
+    table = {"template": "{name}<|im_end|>{state}"}
+    settings = ModelSettings.from_mapping({"preset": "mine", "presets": {"mine": table}, "k": 1})
+    backend = ScriptedBackend([("omega", -1.0, "eos")], [("simp", -1.0, "eos")])
+    policy = Policy(settings, backend=backend)
+    first = policy.propose("<|im_end|>b", name="a")
+    second = policy.propose("b", name="a<|im_end|>")
+    assert backend.calls[0][0] == backend.calls[1][0]  # the same text ...
+    assert [c.text for c in first] == ["omega"] and [c.text for c in second] == ["simp"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"state": os.fsdecode(b"n : Nat\n\xff \xfe n = n")}, "the goal state .* byte 0xff"),
+        ({"state": STATE, "proof_before": "intro h\ud800"}, "proof so far .* U\\+D800"),
+        ({"state": STATE, "theorem": "theorem t\udc80 : True := by"}, "theorem .* 0x80"),
+    ],
+)
+def test_text_that_is_not_utf8_is_a_one_line_error(fields, message):
+    backend = ScriptedBackend([("omega", -1.0, "eos")])
+    policy = Policy(ModelSettings(k=1), backend=backend)
+    state = fields.pop("state")
+    with pytest.raises(SegpilotError, match=f"{message} at line") as err:
+        policy.propose(state, **fields)
+    assert "\n" not in str(err.value) and "not valid UTF-8" in str(err.value)
+    assert backend.calls == []
 
 
 def test_goal_state_objects_are_accepted():

@@ -111,12 +111,53 @@ def test_benign_block_passes(block):
 
 
 @pytest.mark.parametrize(
-    "block", ["sorry", "constructor\n· exact hp\n· admit", "stop\nsimp", "exact sorryAx _"]
+    ("block", "word"),
+    [
+        ("sorry", "sorry"),
+        ("constructor\n· exact hp\n· admit", "admit"),
+        ("stop\nsimp", "stop"),  # admits the rest of the proof
+        ("exact sorryAx _", "sorryAx"),
+        ("exact _root_.sorryAx _ false", "sorryAx"),  # qualified, still the axiom
+        ("have h : x = 1 := by sorry\nomega", "sorry"),
+        ("exact (sorry : p)", "sorry"),  # as a term
+        ("all_goals sorry", "sorry"),
+        ("exact «sorry»", "sorry"),  # quoted name
+        ("exact ѕorry", "sorry"),  # Cyrillic ѕ
+        ("apply?", "apply?"),  # admits the goal when no lemma closes it
+        ("apply? using h", "apply?"),
+    ],
 )
-def test_sorry_is_allowed_but_flagged(block):
+def test_block_that_admits_a_goal_is_rejected(block, word):
     verdict = safety.check(block)
-    assert verdict.ok
-    assert verdict.uses_sorry
+    assert not verdict.ok and verdict.uses_sorry
+    assert f"{word!r} admits the goal" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        "exact sorry_lemma h",  # inside another name
+        "simp [my_admit, admit_iff]",
+        "exact admit' h",
+        "exact h.sorry",  # a field, not the keyword
+        "intro stopped",
+        "exact?",
+        "apply h",
+        "simp -- sorry, not yet",  # a comment
+        "/- admit -/ simp",
+        'exact "sorry"',  # a string
+    ],
+)
+def test_sorry_inside_names_comments_and_strings_does_not_count(block):
+    verdict = safety.check(block)
+    assert verdict.ok, verdict.reason
+    assert not verdict.uses_sorry
+
+
+def test_an_unsafe_block_that_also_uses_sorry_gets_the_unsafe_reason():
+    verdict = safety.check("sorry\n#eval IO.println 1")
+    assert not verdict.ok and verdict.uses_sorry
+    assert "#eval" in verdict.reason
 
 
 def test_reason_names_the_line():
@@ -137,11 +178,15 @@ def fixture_tactics() -> list[str]:
     return sorted(set(tactics))
 
 
-def test_real_tactics_from_the_fixtures_pass():
+def test_real_tactics_from_the_fixtures_pass_but_those_using_sorry():
     tactics = fixture_tactics()
     assert len(tactics) >= 200
-    blocked = {t: safety.check(t).reason for t in tactics if not safety.check(t).ok}
+    verdicts = {t: safety.check(t) for t in tactics}
+    blocked = {t: v.reason for t, v in verdicts.items() if not v.ok and not v.uses_sorry}
     assert blocked == {}
+    admitted = sorted(t for t, v in verdicts.items() if v.uses_sorry)
+    assert admitted == sorted(t for t in tactics if "sorry" in t.split())  # the data has no admit
+    assert "sorry" in admitted and all(not verdicts[t].ok for t in admitted)
 
 
 def test_real_proofs_from_the_shared_benchmark_pass(shared_data):

@@ -35,10 +35,16 @@ _NOT_A_TACTIC = re.compile(
 _CONTINUATION = re.compile(r"^(?:\||<;>|[)\]}⟩])")
 
 
+SORRY_REJECTED = "uses sorry or admit: never a proof"
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One proposed tactic block: its text (flush left), its top-level tactics, its score
-    (summed token log-probability), and why it was rejected, if it was."""
+    (summed token log-probability), and why it was rejected, if it was.
+
+    A candidate that `uses_sorry` is always rejected: made without a reason, it gets
+    `SORRY_REJECTED` as its reason (the safety filter gives a more precise one)."""
 
     text: str
     tactics: tuple[str, ...]
@@ -46,6 +52,10 @@ class Candidate:
     n_tokens: int = 0
     rejected_reason: str | None = None
     uses_sorry: bool = False
+
+    def __post_init__(self) -> None:
+        if self.uses_sorry and self.rejected_reason is None:
+            object.__setattr__(self, "rejected_reason", SORRY_REJECTED)
 
     @property
     def accepted(self) -> bool:
@@ -99,16 +109,17 @@ def split_tactics(block: str) -> list[str]:
 def dedup_key(block: str) -> str:
     """Blocks that differ only in spacing inside a line are the same candidate."""
     return "\n".join(
-        re.match(r"\s*", line).group(0) + " ".join(line.split()) for line in block.split("\n")
+        line[: len(line) - len(line.lstrip())] + " ".join(line.split())
+        for line in block.split("\n")
     )
 
 
 def rank(candidates: Iterable[Candidate]) -> list[Candidate]:
-    """Drop duplicates (keeping the better score) and order: accepted before rejected,
-    sorry-free before sorry, then by score."""
+    """Drop duplicates (keeping the better score) and order: accepted before rejected (those
+    using sorry among them), then by score."""
     best: dict[str, Candidate] = {}
     for c in candidates:
         key = dedup_key(c.text)
         if key not in best or c.logprob > best[key].logprob:
             best[key] = c
-    return sorted(best.values(), key=lambda c: (not c.accepted, c.uses_sorry, -c.logprob))
+    return sorted(best.values(), key=lambda c: (not c.accepted, -c.logprob))

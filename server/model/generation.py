@@ -1,8 +1,78 @@
-"""What one generation call returns: k samples and what they cost."""
+"""What goes into one generation call and what comes out.
+
+In: a prompt. A `PromptText` (what `Preset.build_prompt` returns) is a str that also knows
+which of its pieces are the preset's own template text and which came from the user (a goal
+state, a theorem, a name, the proof so far): the backend parses special-token texts such as
+`<|im_end|>` in the template pieces only, so user text can never close a turn or open a new
+one. A plain str counts as template text throughout (it is trusted as written).
+
+Out: k samples and what they cost.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
+
+from segpilot.errors import SegpilotError
+
+
+class PromptPart(NamedTuple):
+    """One piece of a prompt: `template` pieces are the preset's text (special-token texts in
+    them are special tokens), the others are user text (always read literally)."""
+
+    text: str
+    template: bool
+
+
+class PromptText(str):
+    """A prompt that is the str it spells (it compares, hashes and prints as that str) and
+    remembers its `parts`. String operations on it return plain str, which forget the parts:
+    build a new `PromptText` instead of editing one."""
+
+    parts: tuple[PromptPart, ...]
+
+    def __new__(cls, parts: Iterable[tuple[str, bool]]) -> PromptText:
+        kept = tuple(PromptPart(text, bool(template)) for text, template in parts if text)
+        self = super().__new__(cls, "".join(p.text for p in kept))
+        self.parts = kept
+        return self
+
+    def __getnewargs__(self) -> tuple[tuple[PromptPart, ...]]:  # type: ignore[override]  # copy and pickle rebuild from the parts
+        return (self.parts,)
+
+    def __repr__(self) -> str:
+        return f"PromptText({list(self.parts)!r})"
+
+
+def prompt_parts(prompt: str) -> tuple[PromptPart, ...]:
+    """The pieces of `prompt`: its own for a `PromptText`, one template piece for a str."""
+    if isinstance(prompt, PromptText):
+        return prompt.parts
+    return (PromptPart(prompt, True),) if prompt else ()
+
+
+def encode_utf8(text: str, what: str) -> bytes:
+    """`text` as UTF-8; a clear one-line `SegpilotError` naming `what` when it cannot be (a
+    str holding lone surrogates, as a non-UTF-8 command-line argument or file name decodes
+    to with surrogateescape)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        code = ord(text[err.start])
+        found = (
+            f"the undecodable byte 0x{code - 0xDC00:02x}"
+            if 0xDC80 <= code <= 0xDCFF
+            else f"a lone surrogate U+{code:04X}"
+        )
+        line = text.count("\n", 0, err.start) + 1
+        column = err.start - (text.rfind("\n", 0, err.start) + 1) + 1
+        what = " ".join(what.split())
+        raise SegpilotError(
+            f"{what} is not valid UTF-8 text: it holds {found} at line {line}, column {column}",
+            fix="give it as UTF-8",
+        ) from None
 
 
 @dataclass(frozen=True)

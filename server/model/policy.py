@@ -3,6 +3,11 @@
 Joins the prompt preset, the backend (one batched call for all k candidates), the clean-up,
 the safety filter, and a small LRU cache of finished proposals keyed by the prompt and every
 setting that changes the output (the adapter included), so a repeated state costs nothing.
+
+`propose_batch` says whether the call was interrupted (its wall-clock budget ran out, or
+`cancel` was set, before all k candidates finished): an interrupted proposal is partial, so
+neither this cache nor a caller's may keep it as the answer for its state. `propose` is the
+same call returning the candidates only.
 """
 
 from __future__ import annotations
@@ -10,15 +15,39 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from segpilot.model import safety
 from segpilot.model.candidates import Candidate, rank
-from segpilot.model.generation import Generation
-from segpilot.model.presets import Preset, get_preset, theorem_from_state
+from segpilot.model.generation import Generation, prompt_parts
+from segpilot.model.presets import Preset, PromptText, get_preset, theorem_from_state
 from segpilot.model.settings import ModelSettings
 
 _INTERRUPTED = ("budget", "cancelled")
+
+
+@dataclass(frozen=True)
+class Proposed:
+    """What one `Policy.propose_batch` call produced.
+
+    `candidates`: the accepted ones, distinct, best first. `rejected`: those the safety filter
+    refused (unsafe, or using sorry/admit), each with its `rejected_reason`, best first.
+    `interrupted`: the call stopped before all k samples finished; `reason` says why
+    ("budget": the wall-clock budget ran out; "cancelled": `cancel` was set), "" when complete.
+    `cached`: answered from the policy's cache (only complete proposals are kept there).
+    """
+
+    candidates: tuple[Candidate, ...]
+    rejected: tuple[Candidate, ...] = ()
+    interrupted: bool = False
+    reason: str = ""
+    cached: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """Not interrupted: a result that may be cached as the answer for its state."""
+        return not self.interrupted
 
 
 class Backend(Protocol):
@@ -52,7 +81,7 @@ class Policy:
         self.settings = settings or ModelSettings()
         self.preset: Preset = get_preset(self.settings.preset, self.settings.presets)
         self._backend = backend
-        self._cache: OrderedDict[tuple[Any, ...], tuple[Candidate, ...]] = OrderedDict()
+        self._cache: OrderedDict[tuple[Any, ...], Proposed] = OrderedDict()
         self._load_lock = threading.Lock()
         self._cache_lock = threading.Lock()
 
@@ -72,9 +101,10 @@ class Policy:
 
     def build_prompt(
         self, state: Any = "", *, theorem: str = "", name: str = "", proof_before: str = ""
-    ) -> str:
+    ) -> PromptText:
         """The preset's prompt; a whole-proof preset given only a state gets the state's
-        first goal as an `example` (see `presets.theorem_from_state`)."""
+        first goal as an `example` (see `presets.theorem_from_state`). The state and the other
+        fields are user text in it: the backend reads no special tokens there."""
         state_text = state if isinstance(state, str) else state.pretty()
         if "theorem" in self.preset.fields and not theorem and state_text:
             theorem = theorem_from_state(state_text)
@@ -83,7 +113,9 @@ class Policy:
         )
 
     def postprocess(self, generation: Generation) -> list[Candidate]:
-        """Parse, clean, filter and rank the samples of one generation (rejected included)."""
+        """Parse, clean, filter and rank the samples of one generation (rejected included,
+        after the accepted ones). Every block passes the safety filter here, before anything
+        else sees it: one that uses sorry or admit is rejected, with the reason."""
         out = []
         for sample in generation.samples:
             tactics = self.preset.parse(
@@ -105,6 +137,70 @@ class Policy:
             )
         return rank(out)
 
+    def propose_batch(
+        self,
+        state: Any = "",
+        k: int | None = None,
+        *,
+        theorem: str = "",
+        name: str = "",
+        proof_before: str = "",
+        cancel: threading.Event | None = None,
+        budget_s: float | None = None,
+    ) -> Proposed:
+        """Up to k distinct candidates for `state` (a goal-state string or anything with
+        `.pretty()`) from one batched model call, the rejected ones apart, and whether the
+        call was interrupted.
+
+        `budget_s` replaces the settings' wall-clock budget for this call. A call cut short
+        by the budget or `cancel` returns what it has (`interrupted`, with the `reason`) and
+        is not cached; a complete one is, and a repeat returns it with `cached` set.
+        """
+        s = self.settings
+        k = k or s.k
+        prompt = self.build_prompt(state, theorem=theorem, name=name, proof_before=proof_before)
+        backend = self.backend
+        # The parts, not the text alone: user text spelling template text is another prompt.
+        key = (
+            prompt_parts(prompt),
+            k,
+            s.temperature,
+            s.top_p,
+            s.max_tokens,
+            s.seed,
+            backend.adapter_key,
+        )
+        with self._cache_lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+                return replace(found, cached=True)
+        generation = backend.generate(
+            prompt,
+            k,
+            stop=self.preset.stop,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_tokens=s.max_tokens,
+            seed=s.seed,
+            budget_s=s.budget_s if budget_s is None else budget_s,
+            cancel=cancel,
+        )
+        ranked = self.postprocess(generation)
+        reasons = {x.finish for x in generation.samples if x.finish in _INTERRUPTED}
+        proposed = Proposed(
+            tuple(c for c in ranked if c.accepted),
+            tuple(c for c in ranked if not c.accepted),
+            interrupted=bool(reasons),
+            reason="cancelled" if "cancelled" in reasons else next(iter(reasons), ""),
+        )
+        if s.cache_size and proposed.complete:
+            with self._cache_lock:
+                self._cache[key] = proposed
+                while len(self._cache) > s.cache_size:
+                    self._cache.popitem(last=False)
+        return proposed
+
     def propose(
         self,
         state: Any = "",
@@ -115,42 +211,23 @@ class Policy:
         proof_before: str = "",
         include_rejected: bool = False,
         cancel: threading.Event | None = None,
+        budget_s: float | None = None,
     ) -> list[Candidate]:
-        """Up to k distinct candidates for `state` (a goal-state string or anything with
-        `.pretty()`), best first, with their summed log-probabilities.
-
-        Rejected candidates (unsafe, with the reason) are left out unless `include_rejected`.
-        A call cut short by the budget or `cancel` returns what it has and is not cached.
+        """`propose_batch`'s accepted candidates, best first, with their summed
+        log-probabilities; the rejected ones (with their reasons) follow when
+        `include_rejected`. Whether the call was interrupted is not said here: ask
+        `propose_batch` where that matters (a result to cache, a prefetch).
         """
-        s = self.settings
-        k = k or s.k
-        prompt = self.build_prompt(state, theorem=theorem, name=name, proof_before=proof_before)
-        backend = self.backend
-        key = (prompt, k, s.temperature, s.top_p, s.max_tokens, s.seed, backend.adapter_key)
-        with self._cache_lock:
-            found = self._cache.get(key)
-            if found is not None:
-                self._cache.move_to_end(key)
-        if found is None:
-            generation = backend.generate(
-                prompt,
-                k,
-                stop=self.preset.stop,
-                temperature=s.temperature,
-                top_p=s.top_p,
-                max_tokens=s.max_tokens,
-                seed=s.seed,
-                budget_s=s.budget_s,
-                cancel=cancel,
-            )
-            found = tuple(self.postprocess(generation))
-            interrupted = any(x.finish in _INTERRUPTED for x in generation.samples)
-            if s.cache_size and not interrupted:
-                with self._cache_lock:
-                    self._cache[key] = found
-                    while len(self._cache) > s.cache_size:
-                        self._cache.popitem(last=False)
-        return [c for c in found if include_rejected or c.accepted]
+        proposed = self.propose_batch(
+            state,
+            k,
+            theorem=theorem,
+            name=name,
+            proof_before=proof_before,
+            cancel=cancel,
+            budget_s=budget_s,
+        )
+        return [*proposed.candidates, *(proposed.rejected if include_rejected else ())]
 
     def set_adapter(self, path: str | None, scale: float = 1.0) -> None:
         """Swap the LoRA adapter without reloading the model; cached proposals are dropped."""

@@ -7,6 +7,11 @@ holds the built-in ones; a config file can add more as tables with the same fiel
 
 Template fields: `{state}` (the goal state as Lean prints it), `{theorem}` (the statement,
 ending in `:= by`), `{name}` (the declaration's name), `{proof_before}` (the tactics so far).
+`build_prompt` returns a `PromptText`: the template's own text (role markers, instructions, the
+built-in worked examples, which are constants of this module) is template text, and the field
+values are user text, in which the backend never reads special tokens: a goal holding
+`<|im_end|>` cannot end its turn. Examples taken from user data must therefore come in through
+fields, never be pasted into a template.
 
 Parsers (raw model text -> top-level tactics, after `candidates.clean_block`):
 - `block`: the text is a tactic block (the first fenced code block, if the model wrote one);
@@ -28,8 +33,15 @@ from typing import Any
 from segpilot.errors import SegpilotError
 from segpilot.lean.goals import parse_state
 from segpilot.model.candidates import clean_block, split_tactics
+from segpilot.model.generation import PromptPart, PromptText, encode_utf8
 
 FIELDS = frozenset({"state", "theorem", "name", "proof_before"})
+_FIELD_NAMES = {
+    "state": "the goal state",
+    "theorem": "the theorem",
+    "name": "the declaration name",
+    "proof_before": "the proof so far",
+}
 
 _INACCESSIBLE = re.compile(r"([^\s()\[\]{}:,]+?)✝[⁰¹²³⁴⁵⁶⁷⁸⁹]*")
 _FENCE = re.compile(r"```[ \t]*[A-Za-z0-9]*[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
@@ -90,15 +102,27 @@ class Preset:
 
     def build_prompt(
         self, *, state: str = "", theorem: str = "", name: str = "", proof_before: str = ""
-    ) -> str:
+    ) -> PromptText:
+        """The template filled in: the str `template.format(...)` gives, with the field
+        values marked as user text (see `PromptText`)."""
         values = {"state": state, "theorem": theorem, "name": name, "proof_before": proof_before}
+        for field, value in values.items():
+            encode_utf8(value, _FIELD_NAMES[field])
         missing = sorted(f for f in self.fields & {"state", "theorem"} if not values[f])
         if missing:
             raise SegpilotError(
                 f"preset {self.name!r} needs the {' and '.join(missing)}",
                 fix="give a goal state" if "state" in missing else "give a file position",
             )
-        return self.template.format(**values)
+        formatter = string.Formatter()
+        parts: list[PromptPart] = []
+        for literal, field, spec, conversion in formatter.parse(self.template):  # type: ignore[assignment]  # typeshed: the spec is None only when the field is
+            if literal:
+                parts.append(PromptPart(literal, True))
+            if field is not None:
+                value = formatter.convert_field(values[field], conversion)
+                parts.append(PromptPart(formatter.format_field(value, spec or ""), False))
+        return PromptText(parts)
 
     def parse(self, raw: str, *, truncated: bool = False) -> list[str]:
         """Raw model text -> the top-level tactics of one candidate (empty if none)."""
@@ -125,10 +149,13 @@ _CHAT_STOP = ("<|im_end|>", "<|im_start|>")
 
 
 def _chatml(system: str, shots: tuple[tuple[str, str], ...]) -> str:
-    turns = [_CHATML.format(role="system", text=system)]
+    def turn(role: str, text: str) -> str:  # a literal turn inside the template: braces doubled
+        return _CHATML.format(role=role, text=text.replace("{", "{{").replace("}", "}}"))
+
+    turns = [turn("system", system)]
     for state, answer in shots:
-        turns.append(_CHATML.format(role="user", text=state))
-        turns.append(_CHATML.format(role="assistant", text=answer))
+        turns.append(turn("user", state))
+        turns.append(turn("assistant", answer))
     turns.append(_CHATML.format(role="user", text="{state}"))
     return "".join(turns) + "<|im_start|>assistant\n"
 
@@ -222,9 +249,10 @@ def preset_from_mapping(name: str, data: Mapping[str, Any]) -> Preset:
         strip_before or None,
     )
     try:
-        used = preset.fields
+        parsed = list(string.Formatter().parse(template))
     except ValueError as err:
         raise SegpilotError(f"preset {name!r}: bad template: {err}") from None
+    used = {f for _, f, _, _ in parsed if f is not None}
     if used - FIELDS or not used & {"state", "theorem"}:
         raise SegpilotError(
             f"preset {name!r}: the template must use {{state}} or {{theorem}} and only "

@@ -5,8 +5,15 @@ comments and string contents are blanked first (words inside them do nothing; th
 a string is kept, since interpolation evaluates it), then the text is normalised (NFKC, common
 look-alike letters mapped to Latin, `«»` name quotes dropped) so disguised words still match,
 and every line is searched. Invisible or control characters, and comments or literals left
-open, are rejected outright. `sorry`, `admit` and `stop` are allowed but flagged: such a
-candidate may help a human, but never counts as a proof.
+open, are rejected outright.
+
+A block that admits a goal is rejected too (`uses_sorry` set): it can never be a suggestion,
+since Lean accepts it without proving anything. That covers `sorry` as a tactic or a term,
+`admit`, `stop` (it admits the rest of the proof), `sorryAx` (the axiom `sorry` elaborates
+to, qualified or not: `_root_.sorryAx`), and `apply?` (which admits the goal when no lemma
+closes it). The words match as whole names only: not inside another name (`sorry_lemma`,
+`my_admit`, `admit'`), nor as a field (`h.sorry` is a projection, not the keyword), nor in a
+comment or a string. A quoted name such as `«sorry»` counts (the quotes are dropped first).
 """
 
 from __future__ import annotations
@@ -123,13 +130,18 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ),
     )
 )
-_SORRY = re.compile(_words("sorry", "admit", "sorryAx", "stop"))
+_SORRY = re.compile(
+    _words("sorry", "admit", "stop") + r"|(?<![\w'!?])sorryAx" + _E + r"|" + _B + r"apply\?"
+)
+
+
+SORRY_REASON = "admits the goal instead of proving it: never a proof"
 
 
 @dataclass(frozen=True)
 class Verdict:
     """The filter's answer: `ok`, or the first reason found; `uses_sorry` when the block
-    admits goals (allowed, but never a proof)."""
+    admits goals (`sorry`, `admit`, ...), which always rejects it: it is never a proof."""
 
     ok: bool
     reason: str | None = None
@@ -150,9 +162,17 @@ def check(block: str) -> Verdict:
         code = normalize(code_only(block))
     except LexError as err:
         return Verdict(False, f"{err}: it would swallow what follows")
-    for number, line in enumerate(code.split("\n"), 1):
+    lines = code.split("\n")
+    uses_sorry = _SORRY.search(code) is not None
+    for number, line in enumerate(lines, 1):
         for pattern, reason in _RULES:
             found = pattern.search(line)
             if found:
-                return Verdict(False, f"line {number}: {found.group(0).strip()!r} {reason}")
-    return Verdict(True, uses_sorry=_SORRY.search(code) is not None)
+                return Verdict(
+                    False, f"line {number}: {found.group(0).strip()!r} {reason}", uses_sorry
+                )
+    for number, line in enumerate(lines, 1):
+        found = _SORRY.search(line)
+        if found:
+            return Verdict(False, f"line {number}: {found.group(0)!r} {SORRY_REASON}", True)
+    return Verdict(True)
