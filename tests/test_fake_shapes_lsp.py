@@ -20,7 +20,7 @@ from lsprotocol.converters import get_converter
 from shapes import describe, shape, shapes
 
 from segpilot.lean.lsp_client import LeanServerClient
-from segpilot.lean.lsp_transport import JsonRpcProcess
+from segpilot.lean.lsp_transport import JsonRpcProcess, encode_message, read_message
 
 FAKE = FAKES / "fake_lake_serve.py"
 URI = "file:///project/Shapes.lean"
@@ -158,3 +158,57 @@ def test_fake_standard_messages_structure_into_lsprotocol_types() -> None:
         for item in params["processing"]:
             converter.structure(item["range"], types.Range)
             assert item["kind"] in (1, 2)
+
+
+async def _cancel_transcript() -> list[dict[str, Any]]:
+    """Raw replies of the fake to a request that is then cancelled, and to one whose
+    handler ignores the cancellation (`--ignore-cancel`), read straight off its stdout."""
+    process = await asyncio.create_subprocess_exec(
+        PYTHON,
+        str(FAKE),
+        "--hang-on",
+        "textDocument/hover",
+        "--slow",
+        "$/lean/plainGoal=0.3",
+        "--ignore-cancel",
+        "$/lean/plainGoal",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    text = "theorem t : True := by\n  /- goal: plainGoal@27:13 -/\n"
+    document = {"uri": URI, "languageId": "lean4", "version": 1, "text": text}
+    position = {"textDocument": {"uri": URI}, "position": {"line": 1, "character": 3}}
+    for message in (
+        {"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": document}},
+        {"jsonrpc": "2.0", "id": 1, "method": "textDocument/waitForDiagnostics",
+         "params": {"uri": URI, "version": 1}},
+        {"jsonrpc": "2.0", "id": 2, "method": "textDocument/hover", "params": position},
+        {"jsonrpc": "2.0", "id": 3, "method": "$/lean/plainGoal", "params": position},
+        {"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 2}},
+        {"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 3}},
+    ):  # fmt: skip
+        process.stdin.write(encode_message(message))
+    await process.stdin.drain()
+    replies: list[dict[str, Any]] = []
+    try:
+        while len(replies) < 3:
+            message = await read_message(process.stdout)
+            assert message is not None
+            if "id" in message and "method" not in message:
+                replies.append(message)
+    finally:
+        process.stdin.close()
+        await process.wait()
+    return replies
+
+
+def test_fake_answers_a_cancelled_request_with_a_standard_request_cancelled_error() -> None:
+    converter = get_converter()
+    replies = {r["id"]: r for r in asyncio.run(asyncio.wait_for(_cancel_transcript(), 60))}
+    cancelled = converter.structure(replies[2], types.ResponseErrorMessage)
+    assert cancelled.error.code == types.LSPErrorCodes.RequestCancelled
+    assert converter.unstructure(cancelled) == replies[2]
+    # A handler that does not check the cancellation still answers, late, with its result.
+    late = replies[3]["result"]
+    assert shape(late) in shapes(real_pairs(FIXTURES / "lean-lsp-examples", GOAL_METHOD).values())

@@ -12,9 +12,12 @@ import psutil
 import pytest
 from conftest import FAKES, FIXTURES, PYTHON, ROOT
 
+from segpilot.lean.errors import LeanProcessError
 from segpilot.lean.goals import parse_goals, parse_plain_goal
 from segpilot.lean.lsp_client import LeanServerClient, goal_in_file
 from segpilot.lean.lsp_transport import (
+    LeanElaborationTimeout,
+    LeanRequestTimeout,
     LeanServerDied,
     LeanServerError,
     LeanServerProtocolError,
@@ -22,7 +25,7 @@ from segpilot.lean.lsp_transport import (
     LeanServerTimeout,
     LspResponseError,
 )
-from segpilot.lean.positions import DocumentPositions
+from segpilot.lean.positions import DocumentPositions, TextPosition
 
 FAKE = FAKES / "fake_lake_serve.py"
 URI = "file:///project/Demo.lean"
@@ -60,6 +63,14 @@ def gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    """Poll `condition()` until it holds (the test fails past `timeout`)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.02)
 
 
 def doc(*keys: str) -> str:
@@ -313,29 +324,146 @@ def test_server_crash_mid_request_fails_with_method_and_stderr() -> None:
             assert caught.value.method == "$/lean/plainGoal"
             assert "crashed while handling $/lean/plainGoal" in caught.value.stderr_tail
             assert "crashed while handling" in str(caught.value)
-            assert not client.is_alive
+            assert not client.is_alive and not client.running
             with pytest.raises(LeanServerDied, match="not running"):
                 await client.wait_for_diagnostics(URI)
 
     run(scenario())
 
 
-def test_request_hanging_past_timeout_kills_server_and_fails_pending() -> None:
-    async def scenario() -> None:
-        client = fake("--hang-on", "$/lean/plainGoal", "--hang-on", "textDocument/hover")
-        async with client:
+def test_request_timeout_cancels_the_request_and_keeps_the_server(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    text = doc("plainGoal@27:13")
+    faults = ("--hang-on", "$/lean/plainGoal", "--slow", "$/lean/plainTermGoal=1.0")
+
+    async def scenario() -> int:
+        async with fake(*faults, log=log) as client:
             pid = client.pid
-            params = {"textDocument": {"uri": URI}, "position": {"line": 0, "character": 0}}
-            other = asyncio.ensure_future(client.request("textDocument/hover", params))
-            await asyncio.sleep(0.1)
-            with pytest.raises(LeanServerTimeout) as caught:
+            await client.did_open(URI, text)
+            await client.wait_for_diagnostics(URI)
+            params = {"textDocument": {"uri": URI}, "position": {"line": 1, "character": 9}}
+            other = asyncio.ensure_future(client.request("$/lean/plainTermGoal", params))
+            with pytest.raises(LeanRequestTimeout, match="no reply") as caught:
                 await client.request("$/lean/plainGoal", params, timeout=0.5)
-            assert caught.value.method == "$/lean/plainGoal"
-            with pytest.raises(LeanServerTimeout) as pending:
-                await other
-            assert pending.value.method == "textDocument/hover"
-            assert not client.is_alive
-        assert gone(pid)
+            error = caught.value
+            assert isinstance(error, LeanServerTimeout) and isinstance(error, LeanProcessError)
+            assert (error.method, error.timeout_s) == ("$/lean/plainGoal", 0.5)
+            assert "keeps running" in str(error)
+            # The process and the other request in flight are untouched.
+            assert client.is_alive and client.running and client.pid == pid
+            assert await other is None
+            # Lean answers the cancelled id with RequestCancelled; that reply is dropped.
+            await until(lambda: client.late_replies == 1)
+            assert client.is_alive
+            # The next request goes to the same process and is answered.
+            await client.did_change(URI, doc("plainGoal@27:9"))
+            await client.wait_for_diagnostics(URI)
+            assert client.pid == pid
+            return pid
+
+    pid = run(scenario())
+    assert gone(pid)
+    messages = received(log)
+    goal = next(m for m in messages if m.get("method") == "$/lean/plainGoal")
+    cancels = [m["params"] for m in messages if m.get("method") == "$/cancelRequest"]
+    assert cancels == [{"id": goal["id"]}]
+
+
+def test_late_result_for_a_timed_out_request_is_dropped_quietly() -> None:
+    text = doc("plainGoal@27:13")
+    faults = ("--slow", "$/lean/plainGoal=0.8", "--ignore-cancel", "$/lean/plainGoal")
+
+    async def scenario() -> None:
+        async with fake(*faults) as client:
+            pid = client.pid
+            await client.did_open(URI, text)
+            client.request_timeout = 0.2
+            with pytest.raises(LeanRequestTimeout):
+                await client.goal_at(URI, text.index("/- goal"))
+            await until(lambda: client.late_replies == 1)  # the result, after the cancel
+            client.request_timeout = 5.0
+            assert (await client.goal_at(URI, text.index("/- goal"))).is_solved
+            assert client.is_alive and client.pid == pid
+
+    run(scenario())
+
+
+def test_elaboration_timeout_is_separate_and_a_timeout_keeps_the_server() -> None:
+    first, second = doc("plainGoal@27:9"), doc("plainGoal@27:13")
+    cursor = first.index("/- goal")
+
+    async def scenario() -> None:
+        async with fake("--elab-delay", "1.0") as client:
+            pid = client.pid
+            # Elaboration takes longer than a request may, and that is fine.
+            client.request_timeout, client.elaboration_timeout = 0.5, 10.0
+            await client.did_open(URI, first)
+            before = await client.goal_at(URI, cursor)
+            assert before.texts() == real_result("plainGoal@27:9")["goals"]
+            # Elaboration past its own limit: a timeout error, the server stays.
+            client.elaboration_timeout = 0.2
+            await client.did_change(URI, second)
+            with pytest.raises(LeanElaborationTimeout) as caught:
+                await client.goal_at(URI, cursor)
+            assert (caught.value.uri, caught.value.version) == (URI, 2)
+            assert caught.value.method == "textDocument/waitForDiagnostics"
+            assert isinstance(caught.value, LeanRequestTimeout)
+            with pytest.raises(LeanElaborationTimeout, match="keeps running"):
+                await client.wait_until_processed(URI, timeout=0.1)
+            assert client.is_alive and client.pid == pid
+            client.elaboration_timeout = 10.0
+            assert (await client.goal_at(URI, cursor)).is_solved
+            assert client.pid == pid
+
+    run(scenario())
+
+
+def test_diagnostics_and_progress_of_an_older_version_arriving_late_are_ignored() -> None:
+    # Version 1 is stuck in elaboration (the fake's delay marker): its diagnostics and
+    # progress come after version 2's, as Lean allows, and must not replace them.
+    old = "theorem t : ∀ n : ℕ, n = n := by\n  sorry /- elab-delay: 1.5 -/\n"
+    new = "theorem t : ∀ n : ℕ, n = n := by\n  /- error: unknown tactic 😀 -/\n"
+
+    async def scenario() -> None:
+        async with fake() as client:
+            await client.did_open(URI, old)
+            await client.did_change(URI, new)
+            await client.wait_for_diagnostics(URI)
+            assert [d["message"] for d in client.diagnostics(URI)] == ["unknown tactic 😀"]
+            assert client.diagnostics_version(URI) == 2
+            assert client.progress(URI) == (await client.wait_until_processed(URI))
+            await until(lambda: client.stale_notifications == 2)  # v1's, 1.5 s later
+            assert [d["message"] for d in client.diagnostics(URI)] == ["unknown tactic 😀"]
+            assert client.diagnostics_version(URI) == 2
+            progress = client.progress(URI)
+            assert progress.version == 2 and progress.done
+
+    run(scenario())
+
+
+def test_goal_asked_before_an_edit_waits_for_the_edited_version() -> None:
+    # The edit abandons version 1's elaboration, which ends its waitForDiagnostics early
+    # (as Lean's handler does); that answer is for version 1 and must not let the goal
+    # through before version 2 is elaborated. The line has ∀, ℕ, ⊢ and an emoji (two
+    # UTF-16 units) before the marker, so the cursor only lands on it in UTF-16.
+    line = "  exact ∀ ℕ ⊢ 😀 /- goal: {} -/"
+    old = "example : True := by\n" + line.format("plainGoal@27:9") + "\n"
+    new = "example : True := by\n" + line.format("plainGoal@27:3") + "\n"
+    cursor = TextPosition(1, line.index("/- goal"))
+
+    async def scenario() -> None:
+        async with fake("--elab-delay", "1.0") as client:
+            await client.did_open(URI, old)
+            asked = asyncio.ensure_future(client.goal_at(URI, cursor))
+            await asyncio.sleep(0.2)  # the goal is waiting for version 1
+            await client.did_change(URI, new)
+            state = await asked
+            assert state is not None
+            assert state.texts() == real_result("plainGoal@27:3")["goals"]
+            # A goal right after the edit, without one in flight, waits for it too.
+            await client.did_change(URI, old)
+            again = await client.goal_at(URI, cursor)
+            assert again.texts() == real_result("plainGoal@27:9")["goals"]
 
     run(scenario())
 
@@ -365,11 +493,13 @@ def test_slow_reply_is_awaited_until_the_timeout(timeout: float, outcome: str) -
         async with fake("--slow", "$/lean/plainGoal=1.0") as client:
             client.request_timeout = timeout
             await client.did_open(URI, text)
+            pid = client.pid
             if outcome == "answer":
                 assert (await client.goal_at(URI, text.index("/- goal"))).is_solved
             else:
                 with pytest.raises(LeanServerTimeout, match="no reply"):
                     await client.goal_at(URI, text.index("/- goal"))
+                assert client.is_alive and client.pid == pid
 
     run(scenario())
 
@@ -429,6 +559,7 @@ def test_cancelled_request_sends_cancel_request(tmp_path: Path) -> None:
                 await task
             assert client.is_alive
             await client.did_open(URI, doc())
+            await until(lambda: client.late_replies == 1)  # its RequestCancelled reply
 
     run(scenario())
     messages = received(log)

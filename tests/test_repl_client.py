@@ -409,3 +409,92 @@ def test_process_tree_rss_follows_the_repl_memory(client: ReplClient) -> None:
     client.run(Command("fake:alloc 64\ndef f := 42"))
     assert process_tree_rss_mb(client.pid) >= before + 60
     assert process_tree_rss_mb(2**22 + 12345) == 0.0  # no such process
+
+
+# --- the supervisor's records stay bounded ----------------------------------------------------
+
+
+def bounded(tmp_path: Path, *, envs: int, states: int, **overrides) -> SupervisedRepl:
+    settings = fake_settings(tmp_path, **overrides)
+    return SupervisedRepl(settings, max_environments=envs, max_proof_states=states)
+
+
+def test_supervisor_records_stay_bounded_over_thousands_of_requests(tmp_path: Path) -> None:
+    with bounded(tmp_path, envs=16, states=8, recycle_after=250, rss_limit_mb=None) as repl:
+        base = repl.run(Command("def f := 42")).env
+        first_theorem = first_step = None
+        peak = {"env": 0, "ps": 0, "live": 0}
+        for _ in range(1000):  # 3000 requests, 12 recycles
+            assert not repl.run(Command("example : f = 42 := by rfl", env=base)).has_errors
+            theorem = repl.run(Command(THEOREM))
+            step = repl.run(ProofStep(STEPS[0], theorem.sorries[0].proof_state))
+            assert step.n_goals == 2
+            first_theorem = first_theorem or theorem
+            first_step = first_step or step
+            peak = {k: max(v, repl.record_counts()[k]) for k, v in peak.items()}
+        assert repl.recycles == 12
+        assert peak == {"env": 16, "ps": 8, "live": 24}
+        # After a crash, what was used lately is replayed, and only what it needs.
+        kill_from_outside(repl.client.pid, repl.client.is_alive)
+        assert not repl.run(Command("example : f = 42 := by rfl", env=base)).has_errors
+        assert repl.client.requests_served == 2  # `def f := 42` again, then the request
+        assert repl.run(ProofStep(STEPS[1], step.proof_state)).n_goals == 1
+        assert repl.client.requests_served == 5  # the theorem and its first step, then this
+        # What was not used for thousands of requests is forgotten, as the REPL would say.
+        assert repl.run(ProofStep(STEPS[1], first_step.proof_state)) == ReplError(
+            "Unknown proof state."
+        )
+        assert repl.run(Command("def g := 1", env=first_theorem.env)) == ReplError(
+            "Unknown environment."
+        )
+        assert repl.record_counts()["env"] <= 16 and repl.record_counts()["ps"] <= 8
+
+
+def test_supervisor_keeps_the_lineage_of_a_state_in_use(tmp_path: Path) -> None:
+    with bounded(tmp_path, envs=2, states=4) as repl:
+        theorem = repl.run(Command(THEOREM))
+        split = repl.run(ProofStep(STEPS[0], theorem.sorries[0].proof_state))
+        left = repl.run(ProofStep(STEPS[1], split.proof_state))
+        others, tails = [], []
+        for _ in range(5):  # unrelated environments, and new states on top of `left`
+            others.append(repl.run(Command("def f := 42")).env)
+            tails.append(repl.run(ProofStep(STEPS[2], left.proof_state)))
+        assert repl.record_counts() == {"env": 2, "ps": 4, "live": 6}
+        kill_from_outside(repl.client.pid, repl.client.is_alive)
+        # The newest state replays through its whole lineage: theorem, split, left, tail.
+        assert repl.run(ProofStep(STEPS[3], tails[-1].proof_state)).is_complete
+        assert repl.client.requests_served == 5
+        assert repl.run(ProofStep(STEPS[3], tails[0].proof_state)) == ReplError(
+            "Unknown proof state."
+        )
+        assert repl.run(Command("def g := 1", env=others[0])) == ReplError("Unknown environment.")
+        assert not repl.run(Command("example : f = 42 := by rfl", env=others[-1])).has_errors
+
+
+def test_supervisor_forgets_an_environment_with_the_states_built_on_it(tmp_path: Path) -> None:
+    with bounded(tmp_path, envs=1, states=8) as repl:
+        theorem = repl.run(Command(THEOREM))
+        split = repl.run(ProofStep(STEPS[0], theorem.sorries[0].proof_state))
+        assert repl.record_counts() == {"env": 1, "ps": 2, "live": 3}
+        repl.run(Command("def f := 42"))  # the theorem's environment is the least recent
+        assert repl.record_counts() == {"env": 1, "ps": 0, "live": 1}
+        served = repl.client.requests_served
+        assert repl.run(ProofStep(STEPS[1], split.proof_state)) == ReplError("Unknown proof state.")
+        assert repl.client.requests_served == served  # answered without asking the REPL
+
+
+def test_supervisor_recycle_rebuilds_only_the_ids_asked_for(tmp_path: Path) -> None:
+    with bounded(tmp_path, envs=8, states=8, recycle_after=4) as repl:
+        base = repl.run(Command("def f := 42")).env
+        theorem = repl.run(Command(THEOREM))
+        split = repl.run(ProofStep(STEPS[0], theorem.sorries[0].proof_state))
+        left = repl.run(ProofStep(STEPS[1], split.proof_state))
+        assert repl.record_counts() == {"env": 2, "ps": 3, "live": 5}
+        on_base = repl.run(Command("example : f = 42 := by rfl", env=base))  # recycles first
+        assert repl.recycles == 1 and not on_base.has_errors
+        # The new process was given `base` again and nothing else: the theorem's records
+        # wait until someone asks for them.
+        assert repl.record_counts() == {"env": 3, "ps": 3, "live": 2}
+        assert repl.client.requests_served == 2
+        assert repl.run(ProofStep(STEPS[2], left.proof_state)).n_goals == 1
+        assert repl.record_counts()["live"] == 2 + 4 + 1  # theorem, its sorry, split, left

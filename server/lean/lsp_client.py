@@ -2,31 +2,51 @@
 
 Goals come from `$/lean/plainGoal`, which may answer from a stale snapshot right after an
 edit; `textDocument/waitForDiagnostics` for the document's version is the freshness
-barrier, so `plain_goal` passes it first (once per version). Diagnostics and
-`$/lean/fileProgress` notifications are kept per document. Failures of the process raise
-`LeanServerError` subclasses (see `segpilot.lean.lsp_transport`); a timeout kills the
-server, and `restart()` starts a new one with the documents that were open.
+barrier, so `plain_goal` passes it first (once per version), and passes it again when the
+document was edited while it waited: a goal is only asked once Lean has answered the
+barrier for the version the question is about.
+
+Versions matter because Lean does not promise order. Its `waitForDiagnostics` handler
+waits for the document that is current when the version check passes
+(`handleWaitForDiagnostics`, src/Lean/Server/FileWorker/RequestHandling.lean), so an edit
+that abandons that elaboration can end the wait before the newer version is done; and it
+may publish an old version's diagnostics after a newer one's (the note in `nextCmdSnap`,
+src/Lean/Server/FileWorker.lean, asks clients to prefer newer versions). So diagnostics
+and `$/lean/fileProgress` are kept per document with their version, and those for an
+older version than the one held are dropped.
+
+Two time limits: `request_timeout` for ordinary requests (goals), `elaboration_timeout`
+for waiting until a version is elaborated (minutes for a Mathlib file). Passing either
+cancels what was asked (`LeanRequestTimeout`, `LeanElaborationTimeout`) and keeps the
+server, with all it has elaborated. Only a process that died (`LeanServerDied`) or spoke
+garbage needs `restart()`, which starts a new one with the documents that were open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from segpilot.lean.goals import Goal, GoalState, parse_goal, parse_plain_goal
 from segpilot.lean.lsp_transport import (
+    CONTENT_MODIFIED,
+    REQUEST_CANCELLED,
     JsonRpcProcess,
+    LeanElaborationTimeout,
+    LeanRequestTimeout,
     LeanServerDied,
     LeanServerError,
-    LeanServerTimeout,
+    LspResponseError,
 )
 from segpilot.lean.positions import DocumentPositions, LspPosition, TextPosition
 
 DEFAULT_COMMAND = ("lake", "serve")
+DEFAULT_REQUEST_TIMEOUT_S = 30.0
+DEFAULT_ELABORATION_TIMEOUT_S = 600.0
 # Server->client requests that need nothing from us (Lean registers a file watcher after
 # `initialized`); any other one is answered with MethodNotFound.
 _ACCEPTED_SERVER_REQUESTS = frozenset(
@@ -73,8 +93,11 @@ class PlainTermGoal:
 class LeanServerClient:
     """One `lake serve` process and the documents opened in it. An async context manager.
 
-    `request_timeout` bounds ordinary requests; `elaboration_timeout` bounds waiting for a
-    document to be elaborated. Either one passing kills the server.
+    `request_timeout` (seconds) bounds ordinary requests such as `$/lean/plainGoal`;
+    `elaboration_timeout` bounds waiting for a document version to be elaborated, which
+    takes minutes for files importing Mathlib, hence the separate and much longer default.
+    Passing either cancels the request and raises (`LeanRequestTimeout`,
+    `LeanElaborationTimeout`); the server keeps running.
     """
 
     def __init__(
@@ -82,8 +105,8 @@ class LeanServerClient:
         project_dir: str | os.PathLike[str] = ".",
         command: Sequence[str] = DEFAULT_COMMAND,
         *,
-        request_timeout: float = 60.0,
-        elaboration_timeout: float = 600.0,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
+        elaboration_timeout: float = DEFAULT_ELABORATION_TIMEOUT_S,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.project_dir = Path(project_dir)
@@ -95,10 +118,14 @@ class LeanServerClient:
         self.capabilities: dict[str, Any] = {}
         self.server_info: dict[str, Any] | None = None
         self._rpc: JsonRpcProcess | None = None
-        self._diagnostics: dict[str, list[dict[str, Any]]] = {}
+        self._diagnostics: dict[str, tuple[int | None, list[dict[str, Any]]]] = {}
+        """uri -> (version, diagnostics) of the newest version Lean published for."""
         self._progress: dict[str, FileProgress] = {}
         self._fresh: dict[str, int] = {}
+        """uri -> the newest version Lean has answered `waitForDiagnostics` for."""
         self._updated = asyncio.Event()
+        self.stale_notifications = 0
+        """Diagnostics or progress for an older version than the one held: dropped."""
 
     async def __aenter__(self) -> LeanServerClient:
         await self.start()
@@ -109,7 +136,13 @@ class LeanServerClient:
 
     @property
     def is_alive(self) -> bool:
+        """The process is running; after a timeout it still is (only death ends it)."""
         return self._rpc is not None and self._rpc.is_alive
+
+    @property
+    def running(self) -> bool:
+        """Same as `is_alive`: False means the server needs `restart()` (or a new client)."""
+        return self.is_alive
 
     @property
     def pid(self) -> int | None:
@@ -118,6 +151,11 @@ class LeanServerClient:
     def stderr_tail(self) -> str:
         """The last lines the server wrote to stderr."""
         return self._rpc.stderr_tail() if self._rpc is not None else ""
+
+    @property
+    def late_replies(self) -> int:
+        """Replies that came after their request was cancelled (dropped)."""
+        return self._rpc.late_replies if self._rpc is not None else 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -187,14 +225,32 @@ class LeanServerClient:
 
     def _on_notification(self, method: str, params: Any) -> None:
         if method == "textDocument/publishDiagnostics":
-            self._diagnostics[params["uri"]] = list(params["diagnostics"])
+            uri, version = params["uri"], params.get("version")
+            held = self._diagnostics.get(uri)
+            if self._stale(uri, version, held[0] if held is not None else None):
+                return
+            self._diagnostics[uri] = (version, list(params["diagnostics"]))
         elif method == "$/lean/fileProgress":
             document = params["textDocument"]
-            processing = tuple(params["processing"])
-            self._progress[document["uri"]] = FileProgress(document.get("version"), processing)
+            uri, version = document["uri"], document.get("version")
+            progress = self._progress.get(uri)
+            if self._stale(uri, version, progress.version if progress is not None else None):
+                return
+            self._progress[uri] = FileProgress(version, tuple(params["processing"]))
         else:
             return
         self._bump()
+
+    def _stale(self, uri: str, version: int | None, held: int | None) -> bool:
+        """Whether a notification for `version` is older than the one held for `uri`, or
+        newer than the open document (left over from before it was closed and reopened)."""
+        doc = self.documents.get(uri)
+        stale = version is not None and (
+            (held is not None and version < held) or (doc is not None and version > doc.version)
+        )
+        if stale:
+            self.stale_notifications += 1
+        return stale
 
     def _bump(self) -> None:
         """Wake whatever waits for a change of diagnostics, progress or liveness."""
@@ -216,6 +272,8 @@ class LeanServerClient:
         if uri in self.documents:
             raise ValueError(f"{uri} is already open")
         self.documents[uri] = OpenDocument(uri, text, version, language_id)
+        for held in (self._diagnostics, self._progress, self._fresh):
+            held.pop(uri, None)  # what a closed incarnation of this uri left
         document = {"uri": uri, "languageId": language_id, "version": version, "text": text}
         await self.notify("textDocument/didOpen", {"textDocument": document})
         return version
@@ -242,8 +300,15 @@ class LeanServerClient:
         await self.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
 
     def diagnostics(self, uri: str) -> list[dict[str, Any]]:
-        """The latest diagnostics Lean published for `uri` (LSP Diagnostic objects)."""
-        return list(self._diagnostics.get(uri, []))
+        """The diagnostics of the newest version Lean published for (LSP Diagnostic objects);
+        after `wait_for_diagnostics` those of the version waited for, or a newer one."""
+        held = self._diagnostics.get(uri)
+        return list(held[1]) if held is not None else []
+
+    def diagnostics_version(self, uri: str) -> int | None:
+        """The document version the current `diagnostics(uri)` belong to, if known."""
+        held = self._diagnostics.get(uri)
+        return held[0] if held is not None else None
 
     def progress(self, uri: str) -> FileProgress | None:
         """The latest `$/lean/fileProgress` for `uri`, if one arrived."""
@@ -252,18 +317,35 @@ class LeanServerClient:
     async def wait_for_diagnostics(
         self, uri: str, version: int | None = None, *, timeout: float | None = None
     ) -> None:
-        """Wait until Lean has elaborated `version` (default: the latest) of the document."""
+        """Wait until Lean has elaborated `version` (default: the latest) of the document.
+
+        Done means Lean answered the `waitForDiagnostics` request for that very version
+        (replies are matched by request id, so an answer for an older version, even a late
+        one, never counts). Past `timeout` (default `elaboration_timeout`) the request is
+        cancelled and `LeanElaborationTimeout` raised; the server goes on elaborating."""
         doc = self._document(uri)
         target = doc.version if version is None else version
         limit = self.elaboration_timeout if timeout is None else timeout
         params = {"uri": uri, "version": target}
-        await self.request("textDocument/waitForDiagnostics", params, timeout=limit)
+        try:
+            await self.request("textDocument/waitForDiagnostics", params, timeout=limit)
+        except LeanRequestTimeout as err:
+            raise LeanElaborationTimeout(
+                f"{uri} version {target} was not elaborated within {limit:g} s; "
+                "the wait was cancelled and the server keeps elaborating",
+                uri=uri,
+                version=target,
+                timeout_s=limit,
+                request=err.request,
+                stderr_tail=err.stderr_tail,
+            ) from None
         if self.documents.get(uri) is doc:
             self._fresh[uri] = max(target, self._fresh.get(uri, target))
 
     async def wait_until_processed(self, uri: str, *, timeout: float | None = None) -> FileProgress:
         """Wait until fileProgress reports nothing left to process (or a fatal error) for
-        the document's current version; the server is killed if `timeout` passes first."""
+        the document's current version. Past `timeout` (default `elaboration_timeout`)
+        `LeanElaborationTimeout` is raised; the server keeps running."""
         doc = self._document(uri)
         limit = self.elaboration_timeout if timeout is None else timeout
         method = "$/lean/fileProgress"
@@ -288,38 +370,65 @@ class LeanServerClient:
         try:
             return await asyncio.wait_for(settled(), limit)
         except asyncio.TimeoutError:
-            reason = f"{uri} was still being processed after {limit:g} s; the server was killed"
-            if self._rpc is not None:
-                self._rpc.fail(LeanServerTimeout, reason)
-            raise LeanServerTimeout(
-                reason, request={"method": method, "uri": uri}, stderr_tail=self.stderr_tail()
+            raise LeanElaborationTimeout(
+                f"{uri} was still being processed after {limit:g} s; the server keeps running",
+                uri=uri,
+                version=doc.version,
+                timeout_s=limit,
+                request={"method": method, "uri": uri},
+                stderr_tail=self.stderr_tail(),
             ) from None
 
     # -- goals -----------------------------------------------------------------------------
 
-    async def _fresh_request(self, method: str, uri: str, line: int, character: int) -> Any:
-        doc = self._document(uri)
-        if self._fresh.get(uri, -1) < doc.version:
-            await self.wait_for_diagnostics(uri, doc.version)
-        position = LspPosition(line, character).to_json()
-        return await self.request(method, {"textDocument": {"uri": uri}, "position": position})
+    async def _fresh_request(
+        self, method: str, uri: str, position: Callable[[str], LspPosition]
+    ) -> Any:
+        """Ask `method` at `position(text)` once Lean has answered `waitForDiagnostics` for
+        the version whose `text` the position is computed from.
+
+        If the document is edited while we wait (or Lean answers that the content changed
+        under the request), the question moves to the new version: wait for it, recompute
+        the position from its text, ask again."""
+        while True:
+            doc = self._document(uri)
+            version, text = doc.version, doc.text
+            if self._fresh.get(uri, -1) < version:
+                await self.wait_for_diagnostics(uri, version)
+                if self._document(uri) is not doc or doc.version != version:
+                    continue  # edited meanwhile: that answer was for an older version
+            params = {"textDocument": {"uri": uri}, "position": position(text).to_json()}
+            try:
+                return await self.request(method, params)
+            except LspResponseError as err:
+                edited = self.documents.get(uri) is not doc or doc.version != version
+                if edited and err.code in (CONTENT_MODIFIED, REQUEST_CANCELLED):
+                    continue
+                raise
 
     async def plain_goal(self, uri: str, line: int, character: int) -> GoalState | None:
         """The tactic goals at an LSP position (UTF-16 `character`); `None` outside a proof."""
-        return parse_plain_goal(await self._fresh_request("$/lean/plainGoal", uri, line, character))
+        at = LspPosition(line, character)
+        return parse_plain_goal(await self._fresh_request("$/lean/plainGoal", uri, lambda _: at))
 
     async def goal_at(self, uri: str, where: int | TextPosition) -> GoalState | None:
-        """The tactic goals at a string offset or a (line, code-point column) of the document."""
-        positions = DocumentPositions(self._document(uri).text)
-        if isinstance(where, TextPosition):
-            position = positions.text_to_lsp(where)
-        else:
-            position = positions.offset_to_lsp(where)
-        return await self.plain_goal(uri, position.line, position.character)
+        """The tactic goals at a string offset or a (line, code-point column) of the document.
+
+        The position is converted to LSP's UTF-16 units against the text of the version
+        the answer is for: the latest one, also when an edit arrives while waiting."""
+
+        def position(text: str) -> LspPosition:
+            positions = DocumentPositions(text)
+            if isinstance(where, TextPosition):
+                return positions.text_to_lsp(where)
+            return positions.offset_to_lsp(where)
+
+        return parse_plain_goal(await self._fresh_request("$/lean/plainGoal", uri, position))
 
     async def plain_term_goal(self, uri: str, line: int, character: int) -> PlainTermGoal | None:
         """The expected type at an LSP position; `None` where there is no term."""
-        result = await self._fresh_request("$/lean/plainTermGoal", uri, line, character)
+        at = LspPosition(line, character)
+        result = await self._fresh_request("$/lean/plainTermGoal", uri, lambda _: at)
         if result is None:
             return None
         span = result["range"]

@@ -2,9 +2,17 @@
 
 `JsonRpcProcess` owns the process: it starts it in its own process group, serialises
 writes, matches replies to requests, answers the server's own requests, and reads stderr
-so that failures can show its tail. A request without a reply within its timeout counts as
-a hung server: the process is killed and every pending request fails. Garbage on stdout
-(a bad header, a body that is not JSON) does the same with `LeanServerProtocolError`.
+so that failures can show its tail.
+
+A request without a reply within its timeout is *cancelled*, not taken for a hung server:
+Lean answers slowly while it elaborates (a Mathlib file takes minutes), and killing it
+would throw that work away. The client sends `$/cancelRequest` for the id, raises
+`LeanRequestTimeout`, and keeps the process; the reply Lean may still send for that id (a
+late result, or the `RequestCancelled` error, -32800, that Lean's request handlers throw
+once they see the cancellation: `checkCancelled` in src/Lean/Server/Requests.lean, the token
+in src/Lean/Server/RequestCancellation.lean) is dropped quietly. Only a process that exits
+or a pipe that breaks (`LeanServerDied`), or garbage on stdout (a bad header, a body that
+is not JSON: `LeanServerProtocolError`) ends the process and fails every pending request.
 """
 
 from __future__ import annotations
@@ -24,6 +32,12 @@ from typing import Any
 from segpilot.lean.errors import LeanProcessError
 
 METHOD_NOT_FOUND = -32601
+REQUEST_CANCELLED = -32800
+"""LSP's `RequestCancelled`: Lean's answer to a request it dropped after `$/cancelRequest`."""
+CONTENT_MODIFIED = -32801
+"""LSP's `ContentModified`: Lean's "File changed." for a request whose snapshot an edit
+abandoned (src/Lean/Server/Requests.lean)."""
+_CANCELLED_IDS_KEPT = 1024
 _STDERR_TAIL_LINES = 40
 _STDERR_LINE_CHARS = 400
 _INSTALL_FIX = "install Lean 4 with elan so that `lake` is on PATH, or set the server command"
@@ -47,7 +61,32 @@ class LeanServerDied(LeanServerError):
 
 
 class LeanServerTimeout(LeanServerError):
-    """No reply within the timeout; the server was killed."""
+    """No answer within a time limit (base of the timeouts below)."""
+
+    def __init__(self, message: str, *, timeout_s: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.timeout_s = timeout_s
+
+
+class LeanRequestTimeout(LeanServerTimeout):
+    """A request got no reply in time (or a message could not be written in time).
+
+    The request was cancelled with `$/cancelRequest` and the server keeps running: a slow
+    answer usually means Lean is busy, and a restart would lose all it has elaborated. The
+    next request goes to the same process."""
+
+
+class LeanElaborationTimeout(LeanRequestTimeout):
+    """A document version was not elaborated within the elaboration timeout.
+
+    The server keeps running and keeps elaborating; asking again later may succeed."""
+
+    def __init__(
+        self, message: str, *, uri: str | None = None, version: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.uri = uri
+        self.version = version
 
 
 class LeanServerProtocolError(LeanServerError):
@@ -148,6 +187,10 @@ class JsonRpcProcess:
         self._stderr_partial = ""
         self._failure: str | None = "the server has not been started"
         self._exit_expected = False
+        self._cancelled: collections.OrderedDict[Any, None] = collections.OrderedDict()
+        """Ids of requests given up on (timed out or cancelled), newest last, bounded."""
+        self.late_replies = 0
+        """Replies that came for a request already given up on, and were dropped."""
 
     @property
     def is_alive(self) -> bool:
@@ -234,50 +277,65 @@ class JsonRpcProcess:
         )
 
     async def request(self, method: str, params: Any, *, timeout: float) -> Any:
-        """Send a request and wait for its result; the process is killed on timeout."""
+        """Send a request and wait up to `timeout` seconds for its result.
+
+        Past the timeout the request is cancelled (`$/cancelRequest`) and
+        `LeanRequestTimeout` is raised; the process keeps running. Cancelling the awaiting
+        task cancels the request the same way."""
         request_id = next(self._ids)
         message = _message(method, params, request_id)
         if not self.is_alive:
             raise self._dead(message)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending[request_id] = (message, future)
         try:
-            return await asyncio.wait_for(self._round_trip(message, future), timeout)
-        except asyncio.TimeoutError:
-            reason = f"no reply to {method} within {timeout:g} s; the server was killed"
-            self.fail(LeanServerTimeout, reason)
-            raise LeanServerTimeout(
-                reason, request=message, stderr_tail=self.stderr_tail()
-            ) from None
+            try:
+                await asyncio.wait_for(self._round_trip(message, future), timeout)
+            except asyncio.TimeoutError:
+                self._give_up(request_id)
+                reason = (
+                    f"no reply to {method} within {timeout:g} s; the request was cancelled "
+                    "and the server keeps running"
+                )
+                raise LeanRequestTimeout(
+                    reason, request=message, stderr_tail=self.stderr_tail(), timeout_s=timeout
+                ) from None
+            return future.result()
         except asyncio.CancelledError:
-            if self.is_alive:
-                cancel = _message("$/cancelRequest", {"id": request_id})
-                self._spawn(self._send_quietly(cancel))
+            self._give_up(request_id)
             raise
         finally:
             self._pending.pop(request_id, None)
 
     async def notify(self, method: str, params: Any, *, timeout: float) -> None:
-        """Send a notification; the process is killed if it cannot be written in time."""
+        """Send a notification. If it cannot be written within `timeout` (the server is not
+        reading its input), `LeanRequestTimeout` is raised; the bytes stay queued in order,
+        so the stream is intact and the process is kept."""
         message = _message(method, params)
         if not self.is_alive:
             raise self._dead(message)
         try:
             await asyncio.wait_for(self._send(message), timeout)
         except asyncio.TimeoutError:
-            reason = f"the server stopped reading its input ({method}); it was killed"
-            self.fail(LeanServerTimeout, reason)
-            raise LeanServerTimeout(
-                reason, request=message, stderr_tail=self.stderr_tail()
+            reason = f"the server did not read {method} within {timeout:g} s (it stays queued)"
+            raise LeanRequestTimeout(
+                reason, request=message, stderr_tail=self.stderr_tail(), timeout_s=timeout
             ) from None
 
-    async def _round_trip(self, message: dict[str, Any], future: asyncio.Future[Any]) -> Any:
-        try:
-            await self._send(message)
-        except BaseException:
-            future.cancel()
-            raise
-        return await future
+    def _give_up(self, request_id: int) -> None:
+        """Forget a pending request and tell the server (`$/cancelRequest`); a reply that
+        still comes for it is dropped in `_on_response`."""
+        self._pending.pop(request_id, None)
+        self._cancelled[request_id] = None
+        while len(self._cancelled) > _CANCELLED_IDS_KEPT:
+            self._cancelled.popitem(last=False)
+        if self.is_alive:
+            self._spawn(self._send_quietly(_message("$/cancelRequest", {"id": request_id})))
+
+    async def _round_trip(self, message: dict[str, Any], future: asyncio.Future[Any]) -> None:
+        await self._send(message)
+        await asyncio.shield(future)  # a timeout cancels this wait, not the future
 
     async def _send(self, message: Mapping[str, Any]) -> None:
         process = self._process
@@ -346,8 +404,14 @@ class JsonRpcProcess:
             raise _FramingError(f"malformed {method or 'response'} message: {exc!r}") from None
 
     def _on_response(self, message: dict[str, Any]) -> None:
-        entry = self._pending.get(message["id"])
-        if entry is None:  # a late reply to a request that timed out or was cancelled
+        request_id = message["id"]
+        entry = self._pending.get(request_id)
+        if entry is None:
+            # A late reply (a result, or RequestCancelled) to a request given up on, or a
+            # reply to no request of ours: neither is a reason to stop the server.
+            if request_id in self._cancelled:
+                del self._cancelled[request_id]
+                self.late_replies += 1
             return
         request, future = entry
         if future.done():

@@ -6,15 +6,30 @@ recycled after `recycle_after` requests or past `rss_limit_mb`), the new process
 none of the old ids, so the first request that needs one replays the recorded requests
 it depends on, on demand, and maps the stable id to the fresh id. Proof states that came
 with a replayed reply (its sorries, its `all_tactics` states) are mapped by position.
-Until the first replacement the stable ids are the REPL's own ids. Records live as long
-as the supervisor (one small request per id), like the REPL's own tables.
+Until the first replacement the stable ids are the REPL's own ids.
+
+The records are bounded. A record holds a whole request (a file header, a proof body),
+and an editor session or a proof search makes thousands, most of them never used again;
+kept forever they would grow without end although recycling exists to bound memory. So
+the supervisor keeps the `max_environments` environments and `max_proof_states` proof
+states used most recently, each with its *lineage* (the records its replay needs: the
+environment a command ran on, the state a tactic ran on, the reply a sorry came with).
+Using an id also refreshes its lineage, so an ancestor is always at least as recent as
+anything built on it, and forgetting the least recent environment forgets only records
+no more recent than it. A forgotten id gets the REPL's own "Unknown environment." /
+"Unknown proof state." reply. When the process is replaced (crash, timeout or recycle)
+the map from stable to live ids is cleared and rebuilt, by replay, only for the ids that
+are asked for again; the records themselves stay within their bounds.
 """
 
 from __future__ import annotations
 
+import collections
+import hashlib
+import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, overload
 
@@ -35,6 +50,12 @@ from segpilot.lean.repl import AsyncReplMixin, ReplClient, ReplSettings
 
 UNKNOWN = {"env": "Unknown environment.", "ps": "Unknown proof state."}
 _ID_FIELDS = (("env", "env"), ("proof_state", "ps"))  # request attribute -> id kind
+# Above LeanChecker's caches (segpilot.search.check: 16 headers, 4096 states, 4096
+# outcomes), so that the ids it caches stay replayable.
+DEFAULT_MAX_ENVIRONMENTS = 8192
+DEFAULT_MAX_PROOF_STATES = 16384
+
+_Key = tuple[str, int]  # (id kind, stable id)
 
 
 def process_tree_rss_mb(pid: int) -> float:
@@ -62,19 +83,34 @@ class _Origin:
     """Stable ids of the proof states that came with the reply's sorries."""
     tactics: list[int | None]
     """Stable ids of the proof states of the reply's `all_tactics` entries."""
-    fingerprint: tuple[Any, ...]
-    """What a replay must reproduce: goals, sorry goals, tactic count."""
+    fingerprint: bytes
+    """A digest of what a replay must reproduce: goals, sorry goals, tactic count."""
 
 
-def _fingerprint(reply: CommandResponse | ProofStepResponse) -> tuple[Any, ...]:
-    goals = reply.goals if isinstance(reply, ProofStepResponse) else None
+def _fingerprint(reply: CommandResponse | ProofStepResponse) -> bytes:
+    """A digest, not the goals themselves: records are many and goals can be long."""
+    goals = list(reply.goals) if isinstance(reply, ProofStepResponse) else None
     tactics = len(reply.tactics) if isinstance(reply, CommandResponse) else 0
-    return (goals, tuple(s.goal for s in reply.sorries), tactics)
+    data = json.dumps([goals, [s.goal for s in reply.sorries], tactics], ensure_ascii=False)
+    return hashlib.blake2b(data.encode("utf-8"), digest_size=16).digest()
+
+
+def _request_ids(request: Request) -> Iterator[_Key]:
+    """The stable ids a request refers to."""
+    for attr, kind in _ID_FIELDS:
+        stable = getattr(request, attr, None)
+        if stable is not None:
+            yield kind, stable
 
 
 class SupervisedRepl(AsyncReplMixin):
     """A `ReplClient` that survives its process: bounded restarts with backoff, recycling,
-    and replay of the environments and proof states callers still hold."""
+    and replay of the environments and proof states callers still hold.
+
+    `max_environments` and `max_proof_states` bound the records kept for replay (least
+    recently used forgotten first, lineage kept with what needs it; see the module
+    docstring). A proof state whose own lineage is longer than `max_proof_states` cannot
+    be kept and is unknown from the next request on."""
 
     def __init__(
         self,
@@ -83,15 +119,29 @@ class SupervisedRepl(AsyncReplMixin):
         client: ReplClient | None = None,
         memory_probe: Callable[[int], float] = process_tree_rss_mb,
         sleep: Callable[[float], None] = time.sleep,
+        max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
+        max_proof_states: int = DEFAULT_MAX_PROOF_STATES,
     ) -> None:
+        if max_environments < 1 or max_proof_states < 1:
+            raise ValueError("max_environments and max_proof_states must be at least 1")
         self.settings = settings or (client.settings if client else ReplSettings())
         self.client = client or ReplClient(self.settings)
         self._memory_probe = memory_probe
         self._sleep = sleep
         self._lock = threading.RLock()
-        self._origins: dict[str, dict[int, _Origin | tuple[str, int]]] = {"env": {}, "ps": {}}
+        self._limits = {"env": max_environments, "ps": max_proof_states}
+        self._origins: dict[str, dict[int, _Origin | _Key]] = {"env": {}, "ps": {}}
         """Per id kind: stable id -> its origin, or the (kind, id) of the reply it came with."""
-        self._live: dict[tuple[str, int], int] = {}
+        self._recency: dict[str, collections.OrderedDict[int, None]] = {
+            "env": collections.OrderedDict(),
+            "ps": collections.OrderedDict(),
+        }
+        """Per id kind: the stable ids kept, least recently used first."""
+        self._dependents: dict[_Key, set[_Key]] = {}
+        """Record -> the kept records whose replay needs it."""
+        self._next = {"env": 0, "ps": 0}
+        """The next stable id of each kind (numbered as the REPL numbers its own)."""
+        self._live: dict[_Key, int] = {}
         """(kind, stable id) -> id in the current process."""
         self._generation = 0
         self.recycles = 0
@@ -118,12 +168,22 @@ class SupervisedRepl(AsyncReplMixin):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def record_counts(self) -> dict[str, int]:
+        """How many environments and proof states are kept for replay, and how many of
+        them the current process holds (`live`)."""
+        with self._lock:
+            return {
+                "env": len(self._origins["env"]),
+                "ps": len(self._origins["ps"]),
+                "live": len(self._live),
+            }
+
     @overload
     def run(
         self, request: EnvRequest, *, timeout: float | None = None
     ) -> CommandResponse | ReplError: ...
     @overload
-    def run(
+    def run(  # type: ignore[overload-cannot-match]  # mypy sees the request unions overlap
         self, request: ProofStateRequest, *, timeout: float | None = None
     ) -> ProofStepResponse | ReplError: ...
     def run(self, request: Request, *, timeout: float | None = None) -> Response:
@@ -164,8 +224,10 @@ class SupervisedRepl(AsyncReplMixin):
     def _run_once(self, request: Request, timeout: float | None) -> Response:
         self.client.start()
         if self.client.generation != self._generation:
-            self._live.clear()
+            self._live.clear()  # a new process: rebuilt by replay, id by id, on demand
             self._generation = self.client.generation
+        for key in _request_ids(request):
+            self._touch(key)
         live_request = self._to_live(request)
         if isinstance(live_request, ReplError):
             return live_request
@@ -220,11 +282,15 @@ class SupervisedRepl(AsyncReplMixin):
         self, kind: str, stable: int, origin: _Origin, reply: CommandResponse | ProofStepResponse
     ) -> None:
         live = reply.env if isinstance(reply, CommandResponse) else reply.proof_state
+        if live is None:  # a reply without an id names nothing to replay
+            return
         self._live[(kind, stable)] = live
         infos = reply.tactics if isinstance(reply, CommandResponse) else ()
         for children, items in ((origin.sorries, reply.sorries), (origin.tactics, infos)):
             for child, item in zip(children, items, strict=True):
-                if child is not None and item.proof_state is not None:
+                if child is None or child not in self._origins["ps"]:
+                    continue
+                if item.proof_state is not None:
                     self._live[("ps", child)] = item.proof_state
 
     # fresh replies: new stable ids
@@ -234,13 +300,13 @@ class SupervisedRepl(AsyncReplMixin):
             return replace(reply, env=request.env)  # the same environment, not a new one
         kind = "env" if isinstance(reply, CommandResponse) else "ps"
         infos = reply.tactics if isinstance(reply, CommandResponse) else ()
-        states = self._origins["ps"]
         # Children are numbered before their owner, as the REPL numbers them.
-        next_state = len(states)
-        owner = len(self._origins[kind])
         n_children = sum(i.proof_state is not None for i in (*reply.sorries, *infos))
-        if kind == "ps":
-            owner += n_children
+        next_state = self._next["ps"]
+        self._next["ps"] += n_children
+        owner = self._next[kind]
+        self._next[kind] += 1
+        child_keys: list[_Key] = []
 
         def children(items: tuple[Any, ...]) -> list[int | None]:
             nonlocal next_state
@@ -248,13 +314,23 @@ class SupervisedRepl(AsyncReplMixin):
             for item in items:
                 ids.append(None if item.proof_state is None else next_state)
                 if item.proof_state is not None:
-                    states[next_state] = (kind, owner)
+                    self._origins["ps"][next_state] = (kind, owner)
+                    child_keys.append(("ps", next_state))
                     next_state += 1
             return ids
 
         origin = _Origin(request, children(reply.sorries), children(infos), _fingerprint(reply))
         self._origins[kind][owner] = origin
+        owner_key = (kind, owner)
+        for parent in _request_ids(request):
+            self._dependents.setdefault(parent, set()).add(owner_key)
+        if child_keys:
+            self._dependents[owner_key] = set(child_keys)
+        for child in child_keys:  # least recent first: each child, then what it needs
+            self._recency["ps"][child[1]] = None
+        self._touch(owner_key)
         self._bind(kind, owner, origin, reply)
+        self._forget_least_recent()
         sorries = tuple(
             replace(s, proof_state=c) for s, c in zip(reply.sorries, origin.sorries, strict=True)
         )
@@ -264,3 +340,52 @@ class SupervisedRepl(AsyncReplMixin):
             )
             return replace(reply, env=owner, sorries=sorries, tactics=tactics)
         return replace(reply, proof_state=owner, sorries=sorries)
+
+    # bounded records: least recently used first, lineage with what needs it
+
+    def _parents(self, key: _Key) -> list[_Key]:
+        """The records `key`'s replay needs directly."""
+        origin = self._origins[key[0]].get(key[1])
+        if origin is None:
+            return []
+        if isinstance(origin, _Origin):
+            return list(_request_ids(origin.request))
+        return [origin]
+
+    def _touch(self, key: _Key) -> None:
+        """Mark `key` and its whole lineage used, the lineage after it (more recent)."""
+        pending = [key]
+        while pending:
+            kind, stable = current = pending.pop()
+            recency = self._recency[kind]
+            if stable in self._origins[kind]:
+                recency[stable] = None
+                recency.move_to_end(stable)
+                pending.extend(self._parents(current))
+
+    def _forget_least_recent(self) -> None:
+        """Forget the least recently used records until both kinds are within bounds. An
+        environment goes with the records built on it; none was used after it."""
+        for kind in ("env", "ps"):
+            recency = self._recency[kind]
+            while len(self._origins[kind]) > self._limits[kind]:
+                self._forget((kind, next(iter(recency))))
+
+    def _forget(self, key: _Key) -> None:
+        pending = [key]
+        while pending:
+            current = pending.pop()
+            kind, stable = current
+            if stable not in self._origins[kind]:
+                continue
+            parents = self._parents(current)
+            del self._origins[kind][stable]
+            self._recency[kind].pop(stable, None)
+            self._live.pop(current, None)
+            pending.extend(self._dependents.pop(current, ()))
+            for parent in parents:
+                dependents = self._dependents.get(parent)
+                if dependents is not None:
+                    dependents.discard(current)
+                    if not dependents:
+                        del self._dependents[parent]

@@ -4,10 +4,23 @@
 It speaks the wire protocol of Lean's language server (Content-Length framed JSON-RPC),
 keeps the documents the client opens, and "elaborates" each version in the background
 (`--elab-delay` seconds): `$/lean/fileProgress` reports the whole file as processing, then
-diagnostics are published, then an empty `processing` says that version is done.
-`textDocument/waitForDiagnostics` answers only once its version is elaborated; goal
-requests answer from the last elaborated snapshot, so a goal asked without that barrier
-right after an edit is stale, as with the real server.
+diagnostics are published, then an empty `processing` says that version is done. A newer
+version abandons the elaboration of an older one, as Lean does. Goal requests answer from
+the last elaborated snapshot, so a goal asked without the barrier right after an edit is
+stale.
+
+`textDocument/waitForDiagnostics` `{uri, version}` behaves as Lean's
+`handleWaitForDiagnostics` (src/Lean/Server/FileWorker/RequestHandling.lean): it waits
+until the document has reached `version`, then for the elaboration of the document current
+at that moment to end. An edit that abandons that elaboration ends the wait early, before
+the newer version is elaborated: the reply means "no longer elaborating what was current",
+not "the newest version is done".
+
+Cancellation: `$/cancelRequest` stops the request and answers it with `RequestCancelled`
+(-32800; the message text is ours), as Lean's handlers do once they check the token
+(`checkCancelled`, src/Lean/Server/Requests.lean). With `--ignore-cancel METHOD` that
+method's handler does not check it and answers late with its result, as a Lean handler
+that never checks does (the wait loop of `handleWaitForDiagnostics` does not).
 
 Answers come from markers in the document text, with results copied from
 `tests/fixtures/lean-lsp-examples/lean4-tests-<name>.json` (real Lean output); a key is
@@ -20,7 +33,12 @@ Answers come from markers in the document text, with results copied from
   set to the marker's span in this document;
 - `sorry` gives the warning "declaration uses 'sorry'"; `/- error: TEXT -/` an error;
 - `/- crash-worker -/`: the file's worker "crashes": fileProgress reports a fatal error
-  (kind 2) and requests on that version fail with WorkerCrashed (-32902).
+  (kind 2) and requests on that version fail with WorkerCrashed (-32902);
+- `/- elab-delay: SECONDS -/`: this version takes SECONDS to elaborate and a newer version
+  does not abandon it (a command stuck in user code that never checks its cancel token):
+  its diagnostics and progress arrive late, after the newer version's, which Lean allows
+  (see the note in `nextCmdSnap`, src/Lean/Server/FileWorker.lean). A late version never
+  replaces a newer snapshot.
 
 Positions are read as Lean reads them: UTF-16 code units, a position inside a surrogate
 pair counting as after that character, a character past the line end as the line end.
@@ -28,9 +46,9 @@ pair counting as after that character, a character past the line end as the line
 Fault switches (METHOD is a request method): `--crash-on METHOD` exits with code 3 and a
 line on stderr; `--hang-on METHOD` never answers; `--garbage-on METHOD` writes a broken
 header, `--bad-json-on METHOD` a framed body that is not JSON; `--slow METHOD=SECONDS`
-delays the answer. `--ask-client METHOD` sends one more server-to-client request after
-`initialized`, `--tell-client METHOD` one more notification; `--log FILE` appends every
-message received, one JSON object per line.
+delays the answer; `--ignore-cancel METHOD` see above. `--ask-client METHOD` sends one
+more server-to-client request after `initialized`, `--tell-client METHOD` one more
+notification; `--log FILE` appends every message received, one JSON object per line.
 """
 
 from __future__ import annotations
@@ -49,11 +67,13 @@ GOAL_MARKER = re.compile(r"/-\s*goal:\s*(\S+)\s*-/")
 TERM_MARKER = re.compile(r"/-\s*term:\s*(\S+)\s*-/")
 ERROR_MARKER = re.compile(r"/-\s*error:\s*(.*?)\s*-/")
 CRASH_MARKER = "/- crash-worker -/"
+DELAY_MARKER = re.compile(r"/-\s*elab-delay:\s*([0-9.]+)\s*-/")
 SORRY = re.compile(r"\bsorry\b")
 INVALID_PARAMS = -32602
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 WORKER_CRASHED = -32902
+REQUEST_CANCELLED = -32800
 
 # Modelled on Lean's `mkLeanServerCapabilities` (src/Lean/Server/Watchdog.lean), less the
 # semantic-token legend.
@@ -158,7 +178,8 @@ class Document:
     def __init__(self, uri: str, version: int, text: str) -> None:
         self.uri, self.version, self.text = uri, version, text
         self.snapshot: tuple[int, str] | None = None  # (version, text) last elaborated
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[None] | None = None  # the current version's elaboration
+        self.changed = asyncio.Event()  # set (and replaced) on each new version
 
 
 class FakeLeanServer:
@@ -166,9 +187,11 @@ class FakeLeanServer:
         self.options = options
         self.fixtures = load_fixtures()
         self.documents: dict[str, Document] = {}
-        self.elaborated = asyncio.Event()
         self.shut_down = False
+        self.closing = False  # after `exit`: pending handlers end without replies
         self.tasks: set[asyncio.Task[None]] = set()
+        self.requests: dict[Any, tuple[str, asyncio.Task[None]]] = {}  # id -> method, handler
+        self.stuck: set[asyncio.Task[None]] = set()  # elaborations no edit abandons
         self.slow = {m: float(s) for m, _, s in (x.partition("=") for x in options.slow)}
 
     def write(self, data: bytes) -> None:
@@ -203,10 +226,25 @@ class FakeLeanServer:
                 task = asyncio.get_running_loop().create_task(self.on_request(message))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
+                task.add_done_callback(lambda t, rid=message["id"]: self.request_ended(rid, t))
+                self.requests[message["id"]] = (message["method"], task)
             elif "method" in message:
                 if message["method"] == "exit":
                     return
                 self.on_notification(message["method"], message.get("params") or {})
+
+    def request_ended(self, request_id: Any, task: asyncio.Task[None]) -> None:
+        self.requests.pop(request_id, None)
+        if task.cancelled() and not self.closing:  # by `$/cancelRequest`, maybe unstarted
+            error = {"code": REQUEST_CANCELLED, "message": "Request cancelled"}
+            self.send({"jsonrpc": "2.0", "id": request_id, "error": error})
+
+    def cancel_request(self, request_id: Any) -> None:
+        method, task = self.requests.get(request_id, ("", None))
+        if task is None or task.done():
+            return  # already answered: Lean ignores the cancellation too
+        if method not in self.options.ignore_cancel:
+            task.cancel()
 
     async def on_request(self, message: dict[str, Any]) -> None:
         method, request_id = message["method"], message["id"]
@@ -242,8 +280,10 @@ class FakeLeanServer:
             return None
         if method == "textDocument/waitForDiagnostics":
             doc = self.document(params["uri"])
-            while doc.snapshot is None or doc.snapshot[0] < params["version"]:
-                await self.elaborated.wait()
+            while doc.version < params["version"]:
+                await doc.changed.wait()
+            if doc.task is not None:
+                await asyncio.wait({doc.task})  # finished, or abandoned by an edit
             self.check_worker(doc)
             return {}
         if method in ("$/lean/plainGoal", "$/lean/plainTermGoal"):
@@ -285,7 +325,9 @@ class FakeLeanServer:
         return result
 
     def on_notification(self, method: str, params: dict[str, Any]) -> None:
-        if method == "initialized":
+        if method == "$/cancelRequest":
+            self.cancel_request(params["id"])
+        elif method == "initialized":
             self.send(WATCHER_REQUEST)
             for ask in self.options.ask_client:
                 self.send({"jsonrpc": "2.0", "id": f"fake-{ask}", "method": ask, "params": {}})
@@ -307,13 +349,24 @@ class FakeLeanServer:
                 doc.task.cancel()
 
     def elaborate(self, doc: Document) -> None:
-        if doc.task is not None:
-            doc.task.cancel()  # Lean abandons the elaboration of an outdated version
-        doc.task = asyncio.get_running_loop().create_task(
-            self.elaboration(doc, doc.version, doc.text)
+        old = doc.task
+        if old is not None and old not in self.stuck:
+            old.cancel()  # Lean abandons the elaboration of an outdated version
+        delay = DELAY_MARKER.search(doc.text)
+        seconds = float(delay.group(1)) if delay else self.options.elab_delay
+        task = asyncio.get_running_loop().create_task(
+            self.elaboration(doc, doc.version, doc.text, seconds)
         )
+        if delay is not None:
+            self.stuck.add(task)
+            task.add_done_callback(self.stuck.discard)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        doc.task = task
+        doc.changed.set()
+        doc.changed = asyncio.Event()
 
-    async def elaboration(self, doc: Document, version: int, text: str) -> None:
+    async def elaboration(self, doc: Document, version: int, text: str, delay: float) -> None:
         lines = text.split("\n")
         whole = {
             "start": {"line": 0, "character": 0},
@@ -327,7 +380,7 @@ class FakeLeanServer:
             "$/lean/fileProgress",
             {"textDocument": document, "processing": [{"range": whole, "kind": 1}]},
         )
-        await asyncio.sleep(self.options.elab_delay)
+        await asyncio.sleep(delay)
         self.notify(
             "textDocument/publishDiagnostics",
             {"uri": doc.uri, "version": version, "diagnostics": diagnostics(lines)},
@@ -335,9 +388,8 @@ class FakeLeanServer:
         crashed = CRASH_MARKER in text
         processing = [{"range": whole, "kind": 2}] if crashed else []
         self.notify("$/lean/fileProgress", {"textDocument": document, "processing": processing})
-        doc.snapshot = (version, text)
-        self.elaborated.set()
-        self.elaborated = asyncio.Event()
+        if doc.snapshot is None or doc.snapshot[0] < version:
+            doc.snapshot = (version, text)
 
 
 def diagnostics(lines: list[str]) -> list[dict[str, Any]]:
@@ -362,7 +414,7 @@ def diagnostics(lines: list[str]) -> list[dict[str, Any]]:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--elab-delay", type=float, default=0.05)
-    faults = ("crash-on", "hang-on", "garbage-on", "bad-json-on", "slow")
+    faults = ("crash-on", "hang-on", "garbage-on", "bad-json-on", "slow", "ignore-cancel")
     for name in (*faults, "ask-client", "tell-client"):
         parser.add_argument(f"--{name}", action="append", default=[])
     parser.add_argument("--log")
@@ -374,7 +426,9 @@ async def main(argv: list[str]) -> int:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    await FakeLeanServer(options).run(reader)
+    server = FakeLeanServer(options)
+    await server.run(reader)
+    server.closing = True
     return 0
 
 
