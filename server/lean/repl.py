@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, overload
 
-from segpilot.config import check_minimums
+from segpilot.config import check_declared
 from segpilot.lean.errors import (
     LeanProcessError,
     ReplCrashedError,
@@ -46,7 +46,9 @@ from segpilot.lean.protocol import (
     reply_type,
     validate_request,
 )
+from segpilot.lean.settings import LeanSettings
 
+_LEAN = LeanSettings()  # the declared defaults
 STDERR_TAIL_LINES = 40
 CLOSE_GRACE_S = 2.0
 # What Lean's runtime prints when an allocation fails (also under an address-space cap).
@@ -58,12 +60,8 @@ class ReplSettings:
     """How to run the Lean REPL. Each field's metadata holds its help and bounds."""
 
     command: list[str] = field(
-        default_factory=lambda: ["lake", "exe", "repl"],
-        metadata={
-            "help": "REPL command run in project_dir. The default needs the project to require "
-            "leanprover-community/repl in its lakefile (tag = the Lean version); otherwise use "
-            "`lake env /path/to/repl/.lake/build/bin/repl`."
-        },
+        default_factory=lambda: list(_LEAN.repl_command),
+        metadata={"help": "REPL command run in project_dir (`[lean] repl_command`)."},
     )
     project_dir: Path | None = field(
         default=None,
@@ -73,11 +71,11 @@ class ReplSettings:
         },
     )
     timeout_s: float = field(
-        default=60.0,
+        default=_LEAN.repl_timeout_s,
         metadata={"help": "Seconds one request may take before the REPL is killed.", "min": 0.001},
     )
     memory_limit_mb: int | None = field(
-        default=16384,
+        default=_LEAN.memory_limit_mb,
         metadata={
             "help": "Address-space cap (RLIMIT_AS) of the REPL process, in MiB; None: no cap. "
             "Generous because Lean memory-maps .olean files (several GiB for Mathlib).",
@@ -85,7 +83,7 @@ class ReplSettings:
         },
     )
     rss_limit_mb: int | None = field(
-        default=8192,
+        default=_LEAN.rss_limit_mb,
         metadata={
             "help": "Resident memory (MiB) past which the supervisor recycles the REPL "
             "before the next request; None: never.",
@@ -93,7 +91,7 @@ class ReplSettings:
         },
     )
     recycle_after: int | None = field(
-        default=500,
+        default=_LEAN.recycle_after,
         metadata={
             "help": "Requests after which the supervisor restarts the REPL (Lean's memory "
             "only grows); None: never.",
@@ -117,12 +115,24 @@ class ReplSettings:
         },
     )
 
+    @classmethod
+    def from_lean(cls, lean: LeanSettings, project_dir: Path) -> ReplSettings:
+        """The REPL process settings for `project_dir` from the `[lean]` settings."""
+        return cls(
+            command=lean.resolved_repl_command(project_dir),
+            project_dir=project_dir,
+            timeout_s=lean.repl_timeout_s,
+            memory_limit_mb=lean.memory_limit_mb,
+            rss_limit_mb=lean.rss_limit_mb,
+            recycle_after=lean.recycle_after,
+        )
+
     def __post_init__(self) -> None:
         if not self.command or not all(isinstance(a, str) for a in self.command):
             raise ValueError(f"command must be a non-empty list of strings, got {self.command!r}")
         if self.project_dir is not None:
             self.project_dir = Path(self.project_dir)
-        check_minimums(self)
+        check_declared(self)
 
 
 def _limit_memory(limit_mb: int) -> None:
@@ -299,7 +309,7 @@ class ReplClient(AsyncReplMixin):
         self, request: EnvRequest, *, timeout: float | None = None
     ) -> CommandResponse | ReplError: ...
     @overload
-    def run(
+    def run(  # type: ignore[overload-cannot-match]  # mypy sees the request unions overlap
         self, request: ProofStateRequest, *, timeout: float | None = None
     ) -> ProofStepResponse | ReplError: ...
     def run(self, request: Request, *, timeout: float | None = None) -> Response:

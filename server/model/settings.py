@@ -1,8 +1,8 @@
 """Settings of the model layer: which GGUF to run, how to sample, and how much to spend.
 
-Each field carries its help text in `metadata["help"]`; the `suggest` command builds its flags
-from it, so a setting is described once. `ModelSettings.from_mapping` reads a config-file table
-and names any key it does not know.
+Each field carries its help text and bounds in its metadata; the `suggest` command builds its
+flags from them, so a setting is described once. They load through `segpilot.config` (the
+config file's `[model]` table, `SEGPILOT_MODEL_*`, flags) like every other layer's.
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
+from segpilot import config
 from segpilot.errors import SegpilotError
 
 # Sequences decoded side by side in one llama.cpp context (the largest k a call may ask for).
 MAX_SEQUENCES = 32
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
+def _help(text: str, **bounds: Any) -> dict[str, Any]:
+    return {"help": text, **bounds}
 
 
 @dataclass(frozen=True)
@@ -37,41 +38,57 @@ class ModelSettings:
         default=None,
         metadata=_help("LoRA adapter in GGUF form (f32 or q8_0) applied on top of the model"),
     )
-    adapter_scale: float = field(default=1.0, metadata=_help("strength of the LoRA adapter"))
+    adapter_scale: float = field(
+        default=1.0, metadata=_help("strength of the LoRA adapter", min=1e-6)
+    )
     preset: str = field(
         default="segment",
         metadata=_help("prompt preset: segment, step, bfs-prover, internlm-stepprover, ..."),
     )
-    k: int = field(default=4, metadata=_help(f"candidates per call (1-{MAX_SEQUENCES})"))
+    k: int = field(
+        default=4,
+        metadata=_help(f"candidates per call (1-{MAX_SEQUENCES})", min=1, max=MAX_SEQUENCES),
+    )
     temperature: float = field(
-        default=1.0, metadata=_help("sampling temperature; 0 picks the likeliest token")
+        default=1.0, metadata=_help("sampling temperature; 0 picks the likeliest token", min=0)
     )
     top_p: float = field(
-        default=0.95, metadata=_help("nucleus sampling: keep the likeliest tokens up to this mass")
+        default=0.95,
+        metadata=_help(
+            "nucleus sampling: keep the likeliest tokens up to this mass", min=1e-6, max=1.0
+        ),
     )
-    max_tokens: int = field(default=64, metadata=_help("tokens generated per candidate at most"))
+    max_tokens: int = field(
+        default=64, metadata=_help("tokens generated per candidate at most", min=1)
+    )
     budget_s: float = field(
-        default=10.0, metadata=_help("wall-clock budget of one call, in seconds")
+        default=10.0, metadata=_help("wall-clock budget of one call, in seconds", min=1e-3)
     )
-    seed: int = field(default=0, metadata=_help("random seed; the same seed gives the same output"))
+    seed: int = field(
+        default=0, metadata=_help("random seed; the same seed gives the same output", min=0)
+    )
     n_ctx: int = field(
-        default=2048, metadata=_help("context size in tokens, shared by all k candidates")
+        default=2048,
+        metadata=_help("context size in tokens, shared by all k candidates", min=64),
     )
     n_threads: int | None = field(
         default=None,
         metadata=_help(
             "CPU threads for llama.cpp; unset means the cores no other program is using when "
-            "a call starts"
+            "a call starts",
+            min=1,
         ),
     )
     n_gpu_layers: int = field(
         default=-1,
         metadata=_help(
-            "layers offloaded to a GPU when llama.cpp was built with one; -1 all, 0 CPU only"
+            "layers offloaded to a GPU when llama.cpp was built with one; -1 all, 0 CPU only",
+            min=-1,
         ),
     )
     cache_size: int = field(
-        default=128, metadata=_help("proposals kept in memory for repeated prompts (0 = off)")
+        default=128,
+        metadata=_help("proposals kept in memory for repeated prompts (0 = off)", min=0),
     )
     presets: Mapping[str, Mapping[str, Any]] = field(
         default_factory=lambda: MappingProxyType({}),
@@ -79,35 +96,19 @@ class ModelSettings:
     )
 
     def __post_init__(self) -> None:
-        checks = (
-            (1 <= self.k <= MAX_SEQUENCES, f"k must be between 1 and {MAX_SEQUENCES}"),
-            (self.temperature >= 0, "temperature must be 0 or more"),
-            (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
-            (self.max_tokens >= 1, "max_tokens must be at least 1"),
-            (self.budget_s > 0, "budget_s must be positive"),
-            (self.seed >= 0, "seed must be 0 or more"),
-            (self.n_ctx >= 64, "n_ctx must be at least 64"),
-            (self.n_threads is None or self.n_threads >= 1, "n_threads must be at least 1"),
-            (self.n_gpu_layers >= -1, "n_gpu_layers must be -1 (all), 0 (CPU) or more"),
-            (self.cache_size >= 0, "cache_size must be 0 or more"),
-            (self.adapter_scale > 0, "adapter_scale must be positive"),
-        )
-        for ok, message in checks:
-            if not ok:
-                raise SegpilotError(f"model setting: {message}")
+        try:
+            config.check_declared(self)
+        except ValueError as err:
+            raise SegpilotError(f"model setting: {err}") from None
+        if not all(isinstance(v, Mapping) for v in self.presets.values()):
+            raise SegpilotError("model setting presets: expected a table of tables")
+        frozen = MappingProxyType({str(k): dict(v) for k, v in self.presets.items()})
+        object.__setattr__(self, "presets", frozen)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ModelSettings:
-        """Build settings from a config-file table; unknown keys and wrong types are errors."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise SegpilotError(
-                f"unknown model setting(s): {', '.join(unknown)}",
-                fix=f"known settings: {', '.join(known)}",
-            )
-        values = {name: _coerce(known[name], value) for name, value in data.items()}
-        return cls(**values)
+        """Settings from a `[model]` table alone (no environment), through the one loader."""
+        return config.build(cls, "model", {"model": data}, environ={})
 
     def updated(self, **changes: Any) -> ModelSettings:
         """A copy with `changes` applied; None values are ignored (an unset flag)."""
@@ -120,27 +121,3 @@ def setting_help(name: str) -> str:
     if f.default is MISSING or f.default is None:
         return f.metadata["help"]
     return f"{f.metadata['help']} (default: {f.default})"
-
-
-_TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,),
-    "float": (int, float),
-    "str": (str,),
-}
-
-
-def _coerce(f: Any, value: Any) -> Any:
-    annotation = str(f.type)
-    if value is None and "None" in annotation:
-        return None
-    if f.name == "presets":
-        if not isinstance(value, Mapping) or not all(
-            isinstance(v, Mapping) for v in value.values()
-        ):
-            raise SegpilotError("model setting presets: expected a table of tables")
-        return MappingProxyType({str(k): dict(v) for k, v in value.items()})
-    base = annotation.split(" |")[0]
-    allowed = _TYPES[base]
-    if isinstance(value, bool) or not isinstance(value, allowed):
-        raise SegpilotError(f"model setting {f.name}: expected {base}, got {value!r}")
-    return float(value) if base == "float" else value
