@@ -8,13 +8,15 @@ import sys
 from collections.abc import Sequence
 
 from segpilot import __version__
-from segpilot.commands import data, doctor, serve, suggest
+from segpilot.commands import config, data, doctor, goals, serve, suggest
 from segpilot.errors import SegpilotError
 
 EPILOG = """examples:
   segpilot doctor                       what is installed, what is missing, and the fix
   segpilot data segments steps.jsonl --rule change --output segments.jsonl
+  segpilot goals Demo.lean --line 16 --col 2 --json   the goals at a cursor
   segpilot suggest --state "x y : Nat\\n⊢ x + y = y + x" -k 4
+  segpilot config                       every effective setting and where it came from
   segpilot serve                        the LSP sidecar on stdio (editors start it)
 
 Set SEGPILOT_DEBUG=1 to see full tracebacks."""
@@ -30,7 +32,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"segpilot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (doctor, data, suggest, serve):
+    for command in (doctor, config, data, goals, suggest, serve):
         command.register(sub)
     return parser
 

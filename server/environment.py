@@ -26,12 +26,18 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from segpilot.errors import SegpilotError
+from segpilot.lean.errors import LeanProcessError
+from segpilot.lean.project import command_found, find_project
+from segpilot.lean.protocol import Command, ReplError
+from segpilot.lean.repl import ReplClient, ReplSettings
+from segpilot.lean.settings import LeanSettings
 from segpilot.model.locate import default_model_path
 
 if sys.version_info >= (3, 11):
@@ -55,7 +61,6 @@ E2E_NODE = 24
 VERSION_TIMEOUT_S = 10.0
 # The repository's own example project, used when the current directory is not in one.
 BUNDLED_PROJECT = Path(__file__).resolve().parents[1] / "lean_project"
-LAKEFILES = ("lakefile.toml", "lakefile.lean")
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,11 @@ def failures(checks: Iterable[Check], needed: Iterable[str] = ()) -> list[Check]
     return [c for c in checks if c.status == "missing" and c.group in groups]
 
 
-def run_checks(project: Path | None, path: str | None = None) -> list[Check]:
-    """All checks, in report order. `path` replaces PATH when looking for programs."""
+def run_checks(
+    project: Path | None, path: str | None = None, lean_settings: LeanSettings | None = None
+) -> list[Check]:
+    """All checks, in report order. `path` replaces PATH when looking for programs;
+    `lean_settings` (default: the declared defaults) say which REPL command to try."""
     lean = check_lean(project, path)
     return [
         check_python(),
@@ -95,6 +103,7 @@ def run_checks(project: Path | None, path: str | None = None) -> list[Check]:
         check_toolchain(project, lean_version=lean.version or None),
         check_repl_binary(project),
         check_repl_pin(project),
+        check_repl_command(project, lean_settings or LeanSettings(), path),
         check_default_model(),
         check_llama_cpp(),
         check_torch(),
@@ -274,15 +283,6 @@ def check_lake(
 # --- The Lake project: toolchain pin and the REPL -----------------------------------------
 
 
-def find_project(start: Path) -> Path | None:
-    """The Lake project (folder with a lakefile) containing `start`, if any."""
-    start = start.resolve()
-    for folder in (start, *start.parents):
-        if any((folder / name).is_file() for name in LAKEFILES):
-            return folder
-    return None
-
-
 def default_project(start: Path) -> Path | None:
     """The Lake project containing `start`, else this repository's example project."""
     found = find_project(start)
@@ -424,6 +424,37 @@ def check_repl_binary(project: Path | None) -> Check:
     else:
         fix = f"cd {project} && lake build repl"
     return Check("repl", "missing", f"{project}: the REPL is not built", fix, "lean")
+
+
+REPL_PROBE = "example : True := trivial"
+REPL_PROBE_TIMEOUT_S = 120.0
+
+
+def check_repl_command(project: Path | None, lean: LeanSettings, path: str | None = None) -> Check:
+    """The configured REPL command (`[lean] repl_command`) starts in the project and answers
+    a one-line command: what every Lean check of segpilot runs on."""
+    shown = " ".join(lean.repl_command)
+    if project is None:
+        return Check(
+            "repl-command", "warning", "no Lake project here", "pass --project DIR", "lean"
+        )
+    if not command_found(lean.repl_command, project, path):
+        fix = "install Lean with elan, or set [lean] repl_command / SEGPILOT_LEAN_REPL_COMMAND"
+        return Check("repl-command", "missing", f"`{shown}`: program not found", fix, "lean")
+    settings = ReplSettings.from_lean(lean, project)
+    settings.timeout_s = min(settings.timeout_s, REPL_PROBE_TIMEOUT_S)
+    started = time.monotonic()
+    try:
+        with ReplClient(settings) as client:
+            reply = client.run(Command(REPL_PROBE))
+    except LeanProcessError as err:
+        fix = f"run `{shown}` in {project} by hand to see why"
+        return Check("repl-command", "missing", f"`{shown}` failed: {err}", fix, "lean")
+    if isinstance(reply, ReplError) or reply.has_errors:
+        why = reply.message if isinstance(reply, ReplError) else "Lean reported errors"
+        return Check("repl-command", "missing", f"`{shown}` answered: {why}", "", "lean")
+    took = time.monotonic() - started
+    return Check("repl-command", "ok", f"`{shown}` answers ({took:.1f} s)", group="lean")
 
 
 def check_repl_pin(project: Path | None) -> Check:

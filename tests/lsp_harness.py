@@ -25,6 +25,7 @@ class Sidecar:
     def __init__(self, client: LanguageClient) -> None:
         self.client = client
         self.stderr: list[str] = []
+        self.log_messages: list[types.LogMessageParams] = []
         self.notifications: list[tuple[str, Any]] = []
         self.progress: list[Any] = []
         self.edits: list[types.ApplyWorkspaceEditParams] = []
@@ -37,7 +38,9 @@ class Sidecar:
         return self.client._server
 
     def log(self) -> str:
-        return "".join(self.stderr)
+        """What the server logged: to the editor (`window/logMessage`), then to stderr."""
+        shown = "".join(f"{m.message}\n" for m in self.log_messages)
+        return shown + "".join(self.stderr)
 
     async def _drain(self) -> None:
         stream = self.process.stderr
@@ -49,6 +52,18 @@ class Sidecar:
         return await asyncio.wait_for(
             self.client.protocol.send_request_async(method, params), timeout
         )
+
+    async def raw_request(self, method: str, params: Any, timeout: float = 60.0) -> Any:
+        """A request whose result is kept as the JSON the server sent (pygls's client turns
+        a `(CodeAction | Command)[]` result into Commands with the action in a string)."""
+        protocol = self.client.protocol
+        typed = protocol.get_result_type
+        protocol.get_result_type = lambda _method: None  # type: ignore[method-assign]
+        try:
+            future = protocol.send_request_async(method, params)
+        finally:
+            protocol.get_result_type = typed  # type: ignore[method-assign]
+        return await asyncio.wait_for(future, timeout)
 
     def notify(self, method: str, params: Any) -> None:
         self.client.protocol.notify(method, params)
@@ -149,6 +164,10 @@ async def sidecar(
     @client.feature(types.WINDOW_SHOW_MESSAGE)
     def _show(params: types.ShowMessageParams) -> None:
         car.notifications.append((types.WINDOW_SHOW_MESSAGE, params))
+
+    @client.feature(types.WINDOW_LOG_MESSAGE)
+    def _log(params: types.LogMessageParams) -> None:
+        car.log_messages.append(params)
 
     @client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
     def _create(_params: types.WorkDoneProgressCreateParams) -> None:

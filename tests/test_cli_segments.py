@@ -371,29 +371,6 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path):
 # --- where the output goes: devices, FIFOs, links, read-only and full disks ------------------
 
 
-@pytest.fixture
-def system_devices():
-    """/dev/null and /dev/full must still be the same character devices after the test, and
-    /dev/stdout the same link (a regression that replaced one is undone here, and fails)."""
-    devices = {path: os.stat(path) for path in ("/dev/null", "/dev/full")}
-    links = {path: os.readlink(path) for path in ("/dev/stdout",) if os.path.islink(path)}
-    yield
-    damaged = []
-    for path, st in devices.items():
-        now = os.lstat(path)
-        if not stat.S_ISCHR(now.st_mode) or now.st_rdev != st.st_rdev:
-            os.unlink(path)
-            os.mknod(path, stat.S_IFCHR | 0o666, st.st_rdev)
-            os.chmod(path, stat.S_IMODE(st.st_mode))
-            damaged.append(path)
-    for path, target in links.items():
-        if not os.path.islink(path) or os.readlink(path) != target:
-            os.unlink(path)
-            os.symlink(target, path)
-            damaged.append(path)
-    assert not damaged, f"replaced by segpilot (now restored): {damaged}"
-
-
 def names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 

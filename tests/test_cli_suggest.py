@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -10,9 +11,13 @@ from pathlib import Path
 import pytest
 from conftest import FAKES, FIXTURES, PYTHON
 
-from segpilot.commands.suggest import read_state_arg, resolve_goal
+from segpilot.commands.common import cursor_site
+from segpilot.commands.suggest import read_state_arg
+from segpilot.engine.service import Engine
+from segpilot.engine.settings import Settings
 from segpilot.errors import SegpilotError
 from segpilot.lean.goals import parse_plain_goal, parse_state
+from segpilot.lean.settings import LeanSettings
 from segpilot.lean.source import proof_site
 
 STATE = "x y : Nat\n⊢ x + y = y + x"
@@ -55,11 +60,12 @@ def test_suggest_state_json_lists_ranked_unverified_candidates():
     assert result["goal_source"] == "state"
     assert result["verified"] is False
     assert result["preset"] == "segment"
-    scores = [c["logprob"] for c in result["candidates"] if not c["uses_sorry"]]
+    scores = [c["logprob"] for c in result["candidates"]]
     assert scores == sorted(scores, reverse=True)
     assert len(result["candidates"]) <= 3
     for c in result["candidates"]:
         assert c["text"] == "\n".join(c["tactics"]) and c["n_tokens"] >= 1
+        assert c["checked"] is False and "sorry" not in c["text"].split()
 
 
 def test_suggest_is_deterministic_for_a_seed():
@@ -103,7 +109,7 @@ def test_suggest_file_without_lean_says_so_and_uses_the_statement(tmp_path):
         path=str(Path(PYTHON).parent),
     )
     assert done.returncode == 0, done.stderr
-    assert "no Lean found: candidates are unverified" in done.stderr
+    assert "candidates are unverified" in done.stderr and "no Lean found" in done.stderr
     result = json.loads(done.stdout)
     assert result["goal_source"] == "statement"
     assert result["goal"] == "p q : Prop\nhp : p\nhq : q\n⊢ p ∧ q"
@@ -120,7 +126,7 @@ def test_suggest_file_asks_lean_for_the_goal_when_lake_is_installed(tmp_path):
     project.mkdir()
     (project / "lakefile.toml").write_text('name = "scratch"\n', encoding="utf-8")
     source = project / "Scratch.lean"
-    line = "  skip /- goal: plainGoal@27:3 -/"
+    line = "  /- goal: plainGoal@27:3 -/"
     source.write_text(f"theorem t (n : Nat) : n = n := by\n{line}\n", encoding="utf-8")
     done = suggest(
         "--file",
@@ -128,22 +134,23 @@ def test_suggest_file_asks_lean_for_the_goal_when_lake_is_installed(tmp_path):
         "--line",
         "2",
         "--col",
-        str(line.index("/-")),
+        "2",
         "--json",
+        "--repl-command",
+        str(tmp_path / "no-repl-here"),
         *FAST,
         path=f"{bin_dir}{os.pathsep}{Path(PYTHON).parent}",
     )
     assert done.returncode == 0, done.stderr
-    assert "no Lean found" not in done.stderr
     result = json.loads(done.stdout)
-    assert result["goal_source"] == "lean"
+    assert result["goal_source"] == "lake-serve"
     expected = json.loads(
         (FIXTURES / "lean-lsp-examples" / "lean4-tests-plainGoal.json").read_text()
     )
     pair = next(
         p for p in expected["pairs"] if p["params"]["position"] == {"line": 27, "character": 3}
     )
-    assert result["goal"] == parse_plain_goal(pair["result"]).pretty()
+    assert result["goal"] == "\n\n".join(parse_plain_goal(pair["result"]).texts())
 
 
 def test_config_file_settings_apply_and_flags_override(tmp_path):
@@ -168,7 +175,7 @@ def test_config_file_settings_apply_and_flags_override(tmp_path):
         env=env,
     )
     assert done.returncode == 1
-    assert "unknown model setting(s): kk" in done.stderr
+    assert "unknown model setting in the config file's [model]: kk" in done.stderr
 
 
 def test_unknown_preset_fails_with_the_valid_names():
@@ -209,21 +216,17 @@ def test_tactics_before_the_position_are_the_proof_so_far():
     assert before == "constructor\n· exact hp"  # the comment is gone
 
 
-def test_goal_source_answer_wins_over_the_statement(tmp_path):
+def test_client_goals_win_over_the_statement(tmp_path):
     demo = tmp_path / "Demo.lean"
     demo.write_text(DEMO, encoding="utf-8")
-    asked = []
-
-    def lean(path, line, col):
-        asked.append((path, line, col))
-        return parse_state("case left\np q : Prop\nhp : p\nhq : q\n⊢ p")
-
-    goal = resolve_goal(demo, 11, 2, goal_source=lean)
-    assert asked == [(demo, 11, 2)]
-    assert (goal.source, goal.state) == ("lean", "case left\np q : Prop\nhp : p\nhq : q\n⊢ p")
-    assert goal.theorem.startswith("example (p q : Prop)")
-    fallback = resolve_goal(demo, 11, 2, goal_source=lambda *_: None)
-    assert fallback.source == "statement"
+    text, site = cursor_site(demo, 11, 2)
+    settings = Settings(lean=LeanSettings(check=False))
+    engine = Engine(settings, policy_factory=lambda _s: None)  # type: ignore[arg-type,return-value]
+    project = engine.project_for(demo)
+    shown = ("case left\np q : Prop\nhp : p\nhq : q\n⊢ p",)
+    goal = asyncio.run(engine.goal_at(project, demo.as_uri(), text, site, shown))
+    assert (goal.source, goal.goals, goal.count) == ("client", shown, 1)
+    assert site.theorem.startswith("example (p q : Prop)")
 
 
 @pytest.mark.parametrize(
@@ -232,13 +235,14 @@ def test_goal_source_answer_wins_over_the_statement(tmp_path):
         (2, 0, "no theorem, lemma or example"),
         (4, 10, "not inside a tactic proof"),
         (99, 0, "outside the file"),
+        (11, 99, "outside the line"),
     ],
 )
 def test_positions_outside_a_tactic_proof_are_explained(tmp_path, line, col, message):
     demo = tmp_path / "Demo.lean"
     demo.write_text(DEMO, encoding="utf-8")
     with pytest.raises(SegpilotError, match=message):
-        resolve_goal(demo, line, col)
+        cursor_site(demo, line, col)
 
 
 def test_state_argument_decodes_line_breaks_and_rejects_empty():

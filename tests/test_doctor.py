@@ -413,7 +413,7 @@ def test_doctor_json_reports_every_check(capsys, monkeypatch, lean_bin, tmp_path
     assert report["needed"] == ["core"]
     assert [c["name"] for c in report["checks"]] == [
         "python", "packages", "elan", "lean", "lake", "lean-toolchain",
-        "repl", "repl-version", "model", "llama-cpp-python", "torch", "node",
+        "repl", "repl-version", "repl-command", "model", "llama-cpp-python", "torch", "node",
     ]  # fmt: skip
     for name in ("elan", "lean", "lake", "lean-toolchain", "repl", "repl-version"):
         assert by_name[name]["status"] == "ok", by_name[name]
@@ -441,7 +441,11 @@ def test_doctor_exits_1_when_a_needed_group_is_missing(capsys, monkeypatch, empt
         capsys, monkeypatch, empty_bin, "--need", "lean", "--project", str(project)
     )
     assert code == 1
-    assert out.rstrip().splitlines()[-1].startswith("not ready: elan, lean, lake, repl missing")
+    assert (
+        out.rstrip()
+        .splitlines()[-1]
+        .startswith("not ready: elan, lean, lake, repl, repl-command missing")
+    )
 
 
 @pytest.mark.usefixtures("quiet_libraries")
@@ -485,3 +489,35 @@ def test_doctor_runs_as_a_command_with_a_fake_lean(lean_bin, tmp_path):
     lean = next(c for c in report["checks"] if c["name"] == "lean")
     assert lean["status"] == "ok"
     assert done.returncode == (0 if report["ready"] else 1)
+
+
+def _project(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "lakefile.toml").write_text('name = "scratch"\n', encoding="utf-8")
+    return project
+
+
+def test_repl_command_check_runs_the_configured_command(tmp_path):
+    from conftest import FAKES
+    from fakes.graphs import plain_command, write_graph
+
+    from segpilot.lean.settings import LeanSettings
+
+    graph = write_graph(tmp_path / "g.json", [plain_command(environment.REPL_PROBE)])
+    lean = LeanSettings(repl_command=[PYTHON, str(FAKES / "fake_repl.py"), str(graph)])
+    check = environment.check_repl_command(_project(tmp_path), lean)
+    assert (check.name, check.status, check.group) == ("repl-command", "ok", "lean")
+    assert "answers" in check.detail
+
+
+def test_repl_command_check_names_a_missing_or_failing_command(tmp_path):
+    from segpilot.lean.settings import LeanSettings
+
+    project = _project(tmp_path)
+    missing = environment.check_repl_command(project, LeanSettings(repl_command=["no-such-repl"]))
+    assert missing.status == "missing" and "program not found" in missing.detail
+    assert "repl_command" in missing.fix
+    dying = LeanSettings(repl_command=[PYTHON, "-c", "import sys; sys.exit(3)"])
+    failed = environment.check_repl_command(project, dying)
+    assert failed.status == "missing" and "failed" in failed.detail

@@ -34,6 +34,7 @@ from pygls.exceptions import JsonRpcException
 from pygls.lsp.client import LanguageClient
 
 PARSE_ERROR = -32700
+INTERNAL_ERROR = -32603
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
@@ -832,6 +833,8 @@ def test_fuzzed_messages_never_stop_the_server(tmp_path: Path) -> None:
             missing = await inbox.unanswered(set(after), timeout=30)
             assert not missing, unanswered_report(missing, after)
             assert inbox.errors(PARSE_ERROR), "no parse error answered"
+            internal = inbox.errors(INTERNAL_ERROR)
+            assert not internal, f"{len(internal)} Internal Error(s), e.g. {internal[:3]}"
             await logged(car, "unreadable message")
             assert car.process.returncode is None
 

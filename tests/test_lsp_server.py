@@ -8,16 +8,16 @@ import asyncio
 import os
 
 import pytest
-from fakes.graphs import sorry_command, write_graph
+from fakes.graphs import plain_command, sorry_command, write_graph
 from gguf_files import write_lora
 from lsp_harness import FAST_MODEL, fake_lean_options, sidecar
 from lsprotocol import types
 
+from segpilot.engine.goals import GoalAt
 from segpilot.lean.positions import DocumentPositions
 from segpilot.lean.source import proof_site
 from segpilot.lsp.documents import DocumentSite
 from segpilot.lsp.server import render
-from segpilot.lsp.session import GoalAt
 from segpilot.model.candidates import Candidate
 from segpilot.search.check import Outcome
 from segpilot.search.ranking import Checked
@@ -97,7 +97,7 @@ def test_render_replaces_the_typed_prefix_and_indents_following_lines():
         True,
     )
     found = DocumentSite(text, 1, site, DocumentPositions(text))
-    items = render(proposal, found, types.Position(2, 7), 3, "file:///x", GoalAt(GOAL, 1, "repl"))
+    items = render(proposal, found, types.Position(2, 7), 3, "file:///x", GoalAt((GOAL,), "repl"))
     assert [i.insert_text for i in items] == ["exact hq\n    simp"]
     assert items[0].range == types.Range(types.Position(2, 4), types.Position(2, 7))
     assert items[0].command.arguments[0]["outcome"] == "closed"
@@ -107,7 +107,9 @@ def test_with_lean_only_checked_suggestions_are_shown(tmp_path):
     """The fake REPL knows no tactic the model may say: Lean rejects every candidate, so
     the answer is an empty list, and the status shows the checks that ran."""
     text = "theorem t (p q : Prop) (hp : p) (hq : q) : q ∧ p := by\n  \n"
-    graph = write_graph(tmp_path / "g.json", [sorry_command(text[:-1] + "sorry", GOAL)])
+    graph = write_graph(
+        tmp_path / "g.json", [sorry_command(text[:-1] + "sorry", GOAL, all_tactics=True)]
+    )
 
     async def scenario():
         async with sidecar(tmp_path, fake_lean_options(graph, **FAST_MODEL)) as car:
@@ -236,7 +238,7 @@ def test_prove_theorem_needs_lean_and_says_so(tmp_path):
 
 def test_prove_theorem_searches_with_progress_and_reports(tmp_path):
     text = "theorem t (p q : Prop) (hp : p) (hq : q) : q ∧ p := by\n  sorry\n"
-    graph = write_graph(tmp_path / "g.json", [sorry_command(text[:-1], GOAL)])
+    graph = write_graph(tmp_path / "g.json", [sorry_command(text[:-1], GOAL, all_tactics=True)])
 
     async def scenario():
         options = fake_lean_options(graph, **FAST_MODEL, proveExpansions=1)
@@ -256,3 +258,36 @@ def test_prove_theorem_searches_with_progress_and_reports(tmp_path):
     assert edits == []
     kinds = [v["kind"] if isinstance(v, dict) else v.kind for v in progress]
     assert kinds[0] == "begin" and kinds[-1] == "end"
+
+
+def test_prove_file_searches_every_hole_and_reports_each(tmp_path):
+    one = "theorem t (p q : Prop) (hp : p) (hq : q) : q ∧ p := by\n  "
+    two = "theorem u (p q : Prop) (hp : p) (hq : q) : q ∧ p := by\n  "
+    text = one + "sorry\n\n" + two + "sorry\n"
+    graph = write_graph(
+        tmp_path / "g.json",
+        [
+            sorry_command(one + "sorry", GOAL, all_tactics=True),
+            plain_command(one + "sorry\n\n"),
+            sorry_command(two + "sorry", GOAL, requires=[one + "sorry\n\n"], all_tactics=True),
+        ],
+    )
+
+    async def scenario():
+        options = fake_lean_options(graph, **FAST_MODEL, proveExpansions=1)
+        async with sidecar(tmp_path, options) as car:
+            uri = car.open(tmp_path / "T.lean", text)
+            params = types.ExecuteCommandParams(command="segpilot.proveFile", arguments=[uri])
+            result = await car.request(types.WORKSPACE_EXECUTE_COMMAND, params, timeout=180)
+            status = await car.status()
+            await car.stop()
+            return result, status
+
+    result, status = run(scenario())
+    assert (result["holes"], result["proved"], result["applied"]) == (2, 0, False)
+    assert [(r["line"], r["character"]) for r in result["results"]] == [(1, 2), (4, 2)]
+    for found in result["results"]:
+        assert found["proved"] is False and found["reason"] in ("exhausted", "budget: expansions")
+        assert found["expansions"] >= 1
+    assert result["cancelled"] is False and result["changedMeanwhile"] is False
+    assert status.errors == []

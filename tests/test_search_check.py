@@ -49,15 +49,27 @@ def and_swap_graph(path: Path, tactics: Sequence[dict[str, Any]] = ()) -> Path:
     commands = [
         plain_command(HEADER),
         plain_command(OTHER_HEADER),
-        *(sorry_command(b + "sorry", GOAL, requires=[HEADER]) for b in (BODY, SAME_GOAL_BODY)),
-        sorry_command(BODY + "sorry", GOAL, requires=[OTHER_HEADER]),
-        sorry_command(BODY + "sorry", GOAL),
-        sorry_command(HAVE_BODY + "sorry", HAVE_GOAL, AFTER_HAVE, requires=[HEADER]),
+        *(
+            sorry_command(b + "sorry", GOAL, requires=[HEADER], all_tactics=True)
+            for b in (BODY, SAME_GOAL_BODY)
+        ),
+        sorry_command(BODY + "sorry", GOAL, requires=[OTHER_HEADER], all_tactics=True),
+        sorry_command(BODY + "sorry", GOAL, all_tactics=True),
+        sorry_command(
+            HAVE_BODY + "sorry",
+            HAVE_GOAL,
+            AFTER_HAVE,
+            requires=[HEADER],
+            all_tactics=True,
+            goals_before={"have h : p := sorry": GOAL},
+        ),
         plain_command(
             BROKEN_BODY + "sorry",
             requires=[HEADER],
             errors=["unexpected token ':='; expected term"],
+            all_tactics=True,
         ),
+        sorry_command(BODY + "sorry", GOAL, requires=[HEADER]),
         plain_command(DECLARATION, requires=[HEADER]),
         plain_command(BODY + "exact hp", requires=[HEADER], errors=[MISMATCH]),
     ]
@@ -125,9 +137,17 @@ def test_header_env_is_reused_across_bodies(checker: LeanChecker, repl: Counting
     assert (first.goals, first.n_goals, first.key()) == ((GOAL,), 1, GOAL)
     assert first.goal_state().texts() == [GOAL]
     assert repl.count(Command) == 3  # one header, two bodies
+    assert repl.count(ProofStep) == 2  # a `skip` on each to list its goals
     assert root_state(checker) == first  # the same text again costs nothing
     assert repl.count(Command) == 3
-    assert checker.stats() == {"envs": 1, "states": 2, "outcomes": 0}
+    assert checker.stats() == {
+        "envs": 1,
+        "states": 2,
+        "outcomes": 0,
+        "calls.goals": 2,
+        "calls.header": 1,
+        "calls.state": 2,
+    }
 
 
 def test_changed_header_gets_its_own_env(checker: LeanChecker, repl: CountingRepl) -> None:
@@ -148,7 +168,8 @@ def test_empty_header_runs_the_body_on_a_fresh_env(
 ) -> None:
     state = root_state(checker, header="\n")
     assert state.env is None and state.goals == (GOAL,)
-    assert repl.sent == [Command(BODY + "sorry")]
+    assert repl.sent[0] == Command(BODY + "sorry", all_tactics=True)
+    assert [type(r) for r in repl.sent] == [Command, ProofStep]
 
 
 def test_state_is_the_sorry_at_the_cursor_not_an_earlier_one(checker: LeanChecker) -> None:
@@ -165,7 +186,7 @@ def test_body_without_a_sorry_state_gives_none(checker: LeanChecker) -> None:
 @pytest.mark.parametrize(
     ("block", "sent"),
     [
-        ("exact hp", "exact hp"),
+        ("exact hp", "(\n  exact hp)"),
         ("constructor\nexact hq", "(\n  constructor\n  exact hq)"),
         (
             "cases h with\n| inl a => exact a\n| inr b =>\n  exact b",
@@ -184,7 +205,7 @@ def test_as_one_tactic_puts_every_tactic_in_one_column(block: str, sent: str) ->
         (PROOF, "closed", (), ""),
         ("constructor", "progress", (LEFT, RIGHT), ""),
         ("skip", "no-progress", (GOAL,), ""),
-        ("frobnicate", "error", (), "<input>:1:1: unknown tactic"),
+        ("frobnicate", "error", (), "<input>:2:3: unknown tactic"),
         ("exact hp", "error", (), MISMATCH),
         ("exact sorry", "error", (), "uses sorry"),
     ],
@@ -205,7 +226,7 @@ def test_outcome_cache_hit_does_not_call_the_repl(checker: LeanChecker, repl: Co
     assert checker.check(state, "constructor") == first
     assert checker.check(same_goal, "constructor") == first  # cached by goal text
     assert checker.cached(same_goal, "constructor") == first
-    assert repl.count(ProofStep) == 1
+    assert checker.calls["check"] == 1
     assert checker.stats()["outcomes"] == 1
 
 
@@ -230,7 +251,7 @@ def test_check_many_stops_when_cancelled(checker: LeanChecker, repl: CountingRep
     repl.after = lambda request: cancel.set() if isinstance(request, ProofStep) else None
     outcomes = checker.check_many(state, ["skip", "constructor", PROOF], cancel=cancel)
     assert [o and o.kind for o in outcomes] == ["no-progress", None, None]
-    assert repl.count(ProofStep) == 1
+    assert checker.calls["check"] == 1
 
 
 def test_check_many_stops_at_the_deadline(checker: LeanChecker, repl: CountingRepl) -> None:
@@ -239,7 +260,7 @@ def test_check_many_stops_at_the_deadline(checker: LeanChecker, repl: CountingRe
         None,
         None,
     ]
-    assert repl.count(ProofStep) == 0
+    assert checker.calls["check"] == 0
     outcomes = checker.check_many(state, ["skip", PROOF], deadline=time.monotonic() + 60)
     assert [o and o.kind for o in outcomes] == ["no-progress", "closed"]
 
@@ -274,3 +295,47 @@ def test_close_stops_the_repl(checker: LeanChecker, repl: CountingRepl) -> None:
     assert repl.is_alive()
     checker.close()
     assert not repl.is_alive()
+
+
+# --- what Lean is sent ------------------------------------------------------------------------
+
+
+def test_every_block_is_sent_as_exactly_one_parenthesised_tactic(
+    checker: LeanChecker, repl: CountingRepl
+) -> None:
+    state = root_state(checker)
+    checker.check(state, "constructor")
+    checker.check(state, PROOF)
+    sent = [r.tactic for r in repl.sent if isinstance(r, ProofStep) and r.tactic != "skip"]
+    assert sent == ["(\n  constructor)", "(\n  constructor\n  exact hq\n  exact hp)"]
+    assert as_one_tactic("simp; rfl") == "(\n  simp; rfl)"
+    assert as_one_tactic("cases h\n· exact a\n  rfl") == "(\n  cases h\n  · exact a\n    rfl)"
+
+
+IMPORTS = "import Init\n"
+REST = "open Nat\n\ndef double (n : Nat) : Nat := n + n\n"
+OTHER_REST = "open Nat\n\ndef double (n : Nat) : Nat := 2 * n\n"
+
+
+def test_the_import_block_is_elaborated_once_and_the_rest_continued(tmp_path: Path) -> None:
+    commands = [
+        plain_command(IMPORTS),
+        *(plain_command(rest, requires=[IMPORTS]) for rest in (REST, OTHER_REST)),
+        *(
+            sorry_command(BODY + "sorry", GOAL, requires=[rest], all_tactics=True)
+            for rest in (REST, OTHER_REST)
+        ),
+    ]
+    graph = write_graph(tmp_path / "g.json", commands, [tactic_edge([GOAL], "skip", [GOAL])])
+    with fake_repl(tmp_path, graph) as repl:
+        checker = LeanChecker(repl)
+        first = root_state(checker, header=IMPORTS + REST)
+        second = root_state(checker, header=IMPORTS + OTHER_REST)  # an edit above the cursor
+        again = root_state(checker, header=IMPORTS + REST)
+        checker.close()
+    assert first.goals == second.goals == (GOAL,) and again == first
+    cmds = [(r.cmd, r.env is None) for r in repl.sent if isinstance(r, Command)]
+    assert cmds[0] == (IMPORTS, True)  # imports need a fresh environment
+    assert [c for c, _ in cmds].count(IMPORTS) == 1
+    assert checker.calls["imports"] == 1 and checker.calls["header"] == 2
+    assert all(not fresh for c, fresh in cmds[1:])  # the rest runs on the imports' env

@@ -247,7 +247,10 @@ def test_goal_text_the_parser_does_not_know_reaches_the_policy_as_text(tmp_path:
     odd = "a goal printed in a way our parser does not know"
     graph = write_graph(
         tmp_path / "graph.json",
-        [plain_command(HEADER), sorry_command(BODY + "sorry", odd, requires=[HEADER])],
+        [
+            plain_command(HEADER),
+            sorry_command(BODY + "sorry", odd, requires=[HEADER], all_tactics=True),
+        ],
     )
     with fake_repl(tmp_path, graph) as repl:
         checker = LeanChecker(repl)

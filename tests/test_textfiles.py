@@ -41,29 +41,6 @@ ROOT = os.geteuid() == 0
 # --- helpers ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def system_devices():
-    """/dev/null and /dev/full must still be the same character devices after the test, and
-    /dev/stdout the same link (a regression that replaced one is undone here, and fails)."""
-    devices = {path: os.stat(path) for path in ("/dev/null", "/dev/full")}
-    links = {path: os.readlink(path) for path in ("/dev/stdout",) if os.path.islink(path)}
-    yield
-    damaged = []
-    for path, st in devices.items():
-        now = os.lstat(path)
-        if not stat.S_ISCHR(now.st_mode) or now.st_rdev != st.st_rdev:
-            os.unlink(path)
-            os.mknod(path, stat.S_IFCHR | 0o666, st.st_rdev)
-            os.chmod(path, stat.S_IMODE(st.st_mode))
-            damaged.append(path)
-    for path, target in links.items():
-        if not os.path.islink(path) or os.readlink(path) != target:
-            os.unlink(path)
-            os.symlink(target, path)
-            damaged.append(path)
-    assert not damaged, f"replaced by the test (now restored): {damaged}"
-
-
 def fail_syscall(monkeypatch, name: str, folder: Path, code: int = errno.ENOSPC) -> None:
     """Make os.<name>(fd, ...) raise OSError(code) for descriptors of files under `folder`."""
     real = getattr(os, name)

@@ -17,8 +17,9 @@ OPTIONAL_GROUPS = ("lean", "model", "training", "editor")
 
 DESCRIPTION = """\
 Check what segpilot needs on this machine: Python and segpilot's packages (core), Lean
-(elan, lean, lake, the project's lean-toolchain, the REPL binary and whether its pin matches
-the toolchain), the default model and llama-cpp-python, torch and the GPU, and Node.
+(elan, lean, lake, the project's lean-toolchain, the REPL binary, whether its pin matches the
+toolchain, and whether the configured REPL command, `[lean] repl_command`, starts in the
+project and answers), the default model and llama-cpp-python, torch and the GPU, and Node.
 
 Exit status: 0 when every check in a needed group is there, 1 otherwise. Only `core` is
 needed by default; each --need adds a group. Lean is optional: without it segpilot still
@@ -65,13 +66,16 @@ def run(args: argparse.Namespace) -> int:
     from segpilot.errors import SegpilotError
 
     if args.project is not None:
-        project: Path | None = args.project.expanduser().resolve()
-        if not project.is_dir():
+        chosen = args.project.expanduser().resolve()
+        if not chosen.is_dir():
             raise SegpilotError(f"{args.project}: no such directory", fix="pass a Lake project")
+        project: Path | None = chosen
     else:
         project = environment.default_project(Path.cwd())
     needed = sorted(set(OPTIONAL_GROUPS if "all" in args.need else args.need))
-    checks = environment.run_checks(project)
+    from segpilot.engine.settings import load_settings
+
+    checks = environment.run_checks(project, lean_settings=load_settings().lean)
     failed = environment.failures(checks, needed)
     if args.json:
         report = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 DESCRIPTION = """\
@@ -13,13 +12,15 @@ inline completion (multi-tactic segments as ghost text, checked by Lean when Lea
 code actions, and the commands segpilot.proveTheorem, segpilot.proveFile and
 segpilot.reloadModel. Settings come from the editor (initializationOptions and
 workspace/didChangeConfiguration) over the config file's [lsp] and [model] tables.
-Logs go to stderr (and to --log-file); stdout carries only the protocol."""
+Logs go to the editor as window/logMessage (its output panel) and to --log-file; stderr gets
+only warnings and errors from before the editor is connected; stdout carries only the
+protocol. Settings: `segpilot config` lists them all."""
 
 EPILOG = """\
 examples:
   segpilot serve                                 what an editor runs
   segpilot serve --log-file /tmp/segpilot.log --log-level debug
-  nvim: vim.lsp.start({ name = "segpilot", cmd = { "segpilot", "serve" } })"""
+  nvim (0.10+): vim.lsp.start({ name = "segpilot", cmd = { "segpilot", "serve" } })"""
 
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -44,9 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from segpilot.config import load_file
+    from segpilot.lsp.logs import ClientLogHandler
     from segpilot.lsp.server import make_server
 
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    server = make_server(load_file())
+    handlers: list[logging.Handler] = [ClientLogHandler(server)]
     if args.log_file is not None:
         args.log_file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(args.log_file, encoding="utf-8"))
@@ -58,6 +61,5 @@ def run(args: argparse.Namespace) -> int:
     )
     # pygls logs every message body at info level.
     logging.getLogger("pygls").setLevel(logging.WARNING)
-    server = make_server(load_file())
     server.start_io()
     return 0 if server.shutdown_requested else 1

@@ -1,33 +1,23 @@
-"""`segpilot suggest`: propose tactic blocks for a goal state, ranked by the model's score.
+"""`segpilot suggest`: propose tactic blocks for a goal, through the engine the editor uses.
 
-The goal comes from `--state`, or from a position in a Lean file. For a file, `resolve_goal`
-asks a goal source (the Lean language server, plugged in by the caller) and, when there is
-none, falls back to an approximation read from the source text: the enclosing declaration's
-binders become hypotheses and its type the target, i.e. the goal at the start of the proof,
-whatever tactics come before the position. Candidates printed here are never checked by Lean.
+The goal comes from `--state`, or from a cursor in a Lean file. For a file, the engine finds
+the goals there (the REPL, else `lake serve`, else the statement's approximation) and, when
+Lean is there, runs every candidate in Lean and ranks them: closes every goal > fewer goals
+left > model score. A `--state` is not tied to a file, so its candidates are never checked.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
+from segpilot.commands.common import add_lean_flags, cursor_site, run_engine, settings_from
 from segpilot.errors import SegpilotError
-from segpilot.lean.goals import GoalState
-from segpilot.lean.source import proof_site
 from segpilot.model.settings import setting_help
-
-if TYPE_CHECKING:
-    from segpilot.model.candidates import Candidate
-
-# (file, 1-based line, 0-based column) -> the goal Lean reports there, or None.
-GoalSource = Callable[[Path, int, int], "GoalState | None"]
+from segpilot.textfiles import require_utf8
 
 # Setting -> (flag, type); the help text comes from the setting itself.
 SAMPLING_FLAGS = {
@@ -40,13 +30,13 @@ SAMPLING_FLAGS = {
 }
 
 DESCRIPTION = """\
-Propose the next proof segment for a goal with the local model, ranked by score (summed
-log-probability). Candidates that could run code or change Lean's environment are dropped.
-Nothing here is checked by Lean: `segpilot prove` and the editor integration do that.
+Propose the next proof segment for a goal with the local model. Candidates that could run
+code or change Lean's environment, and any that use sorry or admit, are dropped.
 
-With --file, the goal at LINE:COL comes from Lean when it is connected; otherwise it is read
-from the enclosing theorem's statement (binders become hypotheses): the goal at the start of
-the proof, an approximation once tactics have run."""
+With --file, the goals at LINE:COL come from Lean (`segpilot goals` shows them) and each
+candidate is checked in Lean and ranked (closes every goal > fewer goals left > model
+score). Without Lean, the goal is read from the enclosing theorem's statement (binders become
+hypotheses) and the candidates are unverified, ranked by score (summed log-probability)."""
 
 EPILOG = """\
 examples:
@@ -60,7 +50,7 @@ examples:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "suggest",
-        help="propose tactic blocks for a goal state (unverified)",
+        help="propose tactic blocks for a goal (checked in Lean for a file cursor)",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -87,149 +77,115 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     for name, (flag, kind, metavar) in SAMPLING_FLAGS.items():
         parser.add_argument(flag, dest=name, type=kind, metavar=metavar, help=setting_help(name))
+    add_lean_flags(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument(
-        "--show-rejected",
-        action="store_true",
-        help="also list candidates the safety filter dropped",
-    )
     parser.set_defaults(func=run)
 
 
-@dataclass(frozen=True)
-class GoalAt:
-    """The goal to propose for, and where it came from: `state` (given), `lean` (reported by
-    Lean) or `statement` (approximated from the declaration's text)."""
-
-    state: str
-    source: str
-    theorem: str = ""
-    name: str = ""
-    proof_before: str = ""
-
-
 def run(args: argparse.Namespace) -> int:
-    from segpilot.model.policy import Policy
+    from segpilot.engine.service import Engine
     from segpilot.model.settings import ModelSettings
 
-    if args.file is not None:
-        if args.line is None:
-            raise SegpilotError("--file needs --line", fix="e.g. --file F.lean --line 12 --col 2")
-        goal = resolve_goal(args.file, args.line, args.col, goal_source=lean_goal_source())
-    else:
-        goal = GoalAt(read_state_arg(args.state), "state")
-    from segpilot.config import load_file
-
-    settings = ModelSettings.from_mapping(load_file().get("model", {})).updated(
-        preset=args.preset,
-        model_path=args.model_path,
-        adapter_path=args.adapter_path,
+    model = {
+        "preset": args.preset,
+        "model_path": args.model_path,
+        "adapter_path": args.adapter_path,
         **{name: getattr(args, name) for name in SAMPLING_FLAGS},
-    )
-    with Policy(settings) as policy:
-        candidates = policy.propose(
-            goal.state,
-            theorem=goal.theorem,
-            name=goal.name,
-            proof_before=goal.proof_before,
-            include_rejected=True,
-        )
-    accepted = [c for c in candidates if c.accepted]
-    rejected = [c for c in candidates if not c.accepted]
-    if args.json:
-        print(json.dumps(_as_json(goal, settings.preset, accepted, rejected), ensure_ascii=False))
-    else:
-        _print_text(goal, accepted, rejected if args.show_rejected else [], len(rejected))
-    return 0
+    }
+    settings = settings_from(args, model)
+    state = None if args.file is not None else read_state_arg(args.state)
+    site_text = None if args.file is None else cursor_site(args.file, args.line, args.col)
 
+    def policy_factory(model_settings: ModelSettings) -> Any:
+        from segpilot.model.policy import Policy
 
-def lean_goal_source() -> GoalSource | None:
-    """Ask Lean's language server (`lake serve` in the file's project) when Lean is installed.
+        # The command line's own budget, not the editor's per-request one.
+        return Policy(model_settings.updated(budget_s=settings.model.budget_s))
 
-    Without Lean, or when Lean fails, this says so on stderr and `resolve_goal` falls back to
-    the statement-based approximation."""
-    if not shutil.which("lake"):
-        print("segpilot: no Lean found: candidates are unverified", file=sys.stderr)
-        return None
-
-    def ask(path: Path, line: int, col: int) -> GoalState | None:
-        from segpilot.environment import find_project
-        from segpilot.lean.errors import LeanProcessError
-        from segpilot.lean.lsp_client import goal_in_file
-
-        project = find_project(path.parent)
-        if project is None:
-            print(f"segpilot: {path} is in no Lake project: goal not asked", file=sys.stderr)
-            return None
+    async def work() -> dict[str, Any]:
+        engine = Engine(settings, policy_factory=policy_factory)
         try:
-            return goal_in_file(path, line, col, project_dir=project)
-        except LeanProcessError as err:
-            print(f"segpilot: Lean failed, goal approximated: {err}", file=sys.stderr)
-            return None
+            if site_text is None:
+                assert state is not None
+                proposal = await engine.suggest_for_state(state)
+                return _result(state, "state", proposal, settings.model.preset)
+            path = args.file.resolve()
+            text, site = site_text
+            project = engine.project_for(path)
+            goal = await engine.goal_at(project, path.as_uri(), text, site)
+            proposal = await engine.suggestions(project, site, goal)
+            return _result(goal.text, goal.source, proposal, settings.model.preset, goal.count)
+        finally:
+            await engine.close()
 
-    return ask
+    result = run_engine(work())
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        _print_text(result)
+    if not result["verified"]:
+        why = f" ({result['lean_error']})" if result["lean_error"] else ""
+        print(f"candidates are unverified: Lean has not checked them{why}", file=sys.stderr)
+    return 0
 
 
 def read_state_arg(value: str) -> str:
     """The goal state from --state: `-` reads stdin; a literal backslash-n is a line break."""
-    text = sys.stdin.read() if value == "-" else value
+    if value == "-":
+        try:
+            text = sys.stdin.read()
+        except UnicodeDecodeError:
+            raise SegpilotError("the goal state on stdin is not UTF-8 text") from None
+    else:
+        text = require_utf8(value, "--state")
     text = text.replace("\\n", "\n").strip("\n")
     if not text.strip():
         raise SegpilotError("the goal state is empty")
     return text
 
 
-def resolve_goal(path: Path, line: int, col: int, goal_source: GoalSource | None = None) -> GoalAt:
-    """The goal at `line`:`col` of `path`: from `goal_source` when it answers, else read from
-    the enclosing declaration's statement."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise SegpilotError(f"{path}: cannot read the file ({err.strerror})") from None
-    site = proof_site(text, line - 1, col)
-    found = (site.theorem, site.name, site.proof_before)
-    if goal_source is not None:
-        state = goal_source(path, line, col)
-        if state is not None:
-            return GoalAt(state.pretty(), "lean", *found)
-    return GoalAt(site.statement_goal, "statement", *found)
-
-
-def _as_json(goal: GoalAt, preset: str, accepted: list[Candidate], rejected: list[Candidate]):
-    return {
-        "goal": goal.state,
-        "goal_source": goal.source,
-        "verified": False,
-        "preset": preset,
-        "candidates": [
+def _result(goal: str, source: str, proposal: Any, preset: str, count: int = 1) -> dict[str, Any]:
+    candidates = []
+    for item in proposal.items:
+        c, outcome = item.candidate, item.outcome
+        candidates.append(
             {
                 "text": c.text,
                 "tactics": list(c.tactics),
                 "logprob": round(c.logprob, 4),
                 "n_tokens": c.n_tokens,
-                "uses_sorry": c.uses_sorry,
+                "checked": outcome is not None,
+                "outcome": outcome.kind if outcome is not None else None,
+                "goals_after": list(outcome.goals) if outcome is not None else None,
             }
-            for c in accepted
-        ],
-        "rejected": [{"text": c.text, "reason": c.rejected_reason} for c in rejected],
+        )
+    return {
+        "goal": goal,
+        "goal_source": source,
+        "goal_count": count,
+        "verified": proposal.checked,
+        "lean_error": proposal.lean_error or None,
+        "preset": preset,
+        "candidates": candidates,
     }
 
 
-def _print_text(
-    goal: GoalAt, accepted: list[Candidate], shown_rejected: list[Candidate], n_rejected: int
-) -> None:
-    origin = {"state": "given", "lean": "from Lean", "statement": "from the statement"}
-    print(f"goal ({origin[goal.source]}):")
-    print("  " + goal.state.replace("\n", "\n  "))
+def _print_text(result: dict[str, Any]) -> None:
+    origin = {
+        "state": "given",
+        "repl": "from the Lean REPL",
+        "lake-serve": "from lake serve",
+        "statement": "from the statement",
+    }
+    print(f"goal ({origin.get(result['goal_source'], result['goal_source'])}):")
+    print("  " + result["goal"].replace("\n", "\n  "))
     print()
-    if not accepted:
-        print("no candidates (the model's answers were empty, prose, or unsafe)")
-    for rank, c in enumerate(accepted, 1):
-        mark = "  (uses sorry: not a proof)" if c.uses_sorry else ""
-        body = c.text.replace("\n", "\n" + " " * 14)
-        print(f"{rank:>2}  {c.logprob:>8.2f}  {body}{mark}")
-    for c in shown_rejected:
-        print(f"rejected: {c.text.splitlines()[0]!r}: {c.rejected_reason}")
-    if n_rejected and not shown_rejected:
-        print(f"({n_rejected} rejected by the safety filter; --show-rejected lists them)")
-    print("candidates are unverified: Lean has not checked them", file=sys.stderr)
+    if not result["candidates"]:
+        print("no candidates (the model's answers were empty, prose, unsafe or rejected by Lean)")
+    for rank, c in enumerate(result["candidates"], 1):
+        mark = ""
+        if c["checked"]:
+            left = c["goals_after"] or []
+            mark = "  [closes the goal]" if c["outcome"] == "closed" else f"  [{len(left)} left]"
+        body = c["text"].replace("\n", "\n" + " " * 14)
+        print(f"{rank:>2}  {c['logprob']:>8.2f}  {body}{mark}")

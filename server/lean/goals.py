@@ -88,6 +88,7 @@ def _split_hypothesis(line: str) -> Hypothesis:
     first, _, below = line.partition("\n")
     if first.endswith(" :") and below.startswith("  "):
         return Hypothesis(tuple(first[:-2].split(" ")), below[2:], wrapped=True)
+    names: tuple[str, ...]
     if line.startswith(": "):
         names, rest = (), line[2:]
     else:

@@ -276,7 +276,8 @@ class _Reply:
             attr: parse(value.get(key, _MISSING), f"{where}.{key}") for key, attr, parse in cls.WIRE
         }
         known = {key for key, *_ in cls.WIRE}
-        return cls(**kwargs, extra={k: v for k, v in value.items() if k not in known})
+        extra = {k: v for k, v in value.items() if k not in known}
+        return cls(**kwargs, extra=extra)  # type: ignore[call-arg]  # every reply class has it
 
 
 @dataclass(frozen=True, slots=True)

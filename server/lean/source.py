@@ -121,7 +121,7 @@ def sorries(text: str) -> list[tuple[int, int]]:
         code = code_only(text)
     except LexError:
         return []
-    found = []
+    found: list[tuple[int, int]] = []
     for number, content in enumerate(code.split("\n")):
         found.extend((number, m.start()) for m in _SORRY.finditer(content))
     return found
@@ -199,3 +199,28 @@ def declaration_span(text: str, line: int) -> tuple[int, int]:
     start = sum(len(x) + 1 for x in lines[:first])
     end = len(text) if last is None else sum(len(x) + 1 for x in lines[:last])
     return start, end
+
+
+# The header commands Lean accepts before the first other command (Lean's module system
+# adds `module` and the `public`/`meta` modifiers of `import`).
+_HEADER_LINE = re.compile(r"^(?:module|prelude|(?:(?:public|private|meta)\s+)*import\s+\S.*)$")
+
+
+def split_imports(header: str) -> tuple[str, str]:
+    """(import block, rest): the leading `import` lines (with the comments and blank lines
+    among them) and everything after them. `import` may only start a file, so the REPL
+    runs the first part without an environment and the rest in the environment it gives."""
+    try:
+        code = code_only(header)
+    except LexError:
+        return "", header
+    end = 0
+    offset = 0
+    for line in code.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped and not _HEADER_LINE.match(stripped):
+            break
+        offset += len(line)
+        if stripped:
+            end = offset
+    return header[:end], header[end:]

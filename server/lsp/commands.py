@@ -4,27 +4,25 @@ version they were computed for, so the editor refuses them if the text changed s
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 
-from segpilot.lean.errors import LeanProcessError
 from segpilot.lean.positions import DocumentPositions, TextPosition
-from segpilot.lsp.documents import site_at, uri_path
-from segpilot.search.fill import Filled, Hole, fill, holes_in
-from segpilot.search.prove import SearchBudget
+from segpilot.lsp.documents import DocumentSite, site_at, uri_path
+from segpilot.lsp.guard import fail, guarded
+from segpilot.search.fill import SORRY, Filled, Hole, holes_in
+from segpilot.search.ranking import Checked
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from segpilot.lsp.server import SegpilotServer
 
 log = logging.getLogger(__name__)
@@ -32,14 +30,7 @@ log = logging.getLogger(__name__)
 INSERT_SEGMENT = "segpilot.insertSegment"
 PROVE_THEOREM = "segpilot.proveTheorem"
 PROVE_FILE = "segpilot.proveFile"
-_REQUEST_FAILED = -32803
-
-
-def fail(message: str, code: int = _REQUEST_FAILED) -> JsonRpcException:
-    """The error a request answers with (default: RequestFailed)."""
-    return JsonRpcException.from_error(
-        types.ResponseError(code=code, message=f"segpilot: {message}")
-    )
+_SORRY_AHEAD = re.compile(r"sorry(?![\w'!?])")
 
 
 def position_arg(args: tuple[Any, ...]) -> tuple[str, types.Position | None]:
@@ -54,15 +45,66 @@ def position_arg(args: tuple[Any, ...]) -> tuple[str, types.Position | None]:
     if where is None:
         return uri, None
     try:
-        return uri, types.Position(int(where["line"]), int(where["character"]))
-    except (KeyError, TypeError, ValueError):
+        line, character = where["line"], where["character"]
+        if isinstance(line, bool) or isinstance(character, bool):
+            raise TypeError
+        return uri, types.Position(int(line), int(character))
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise fail(f"not a position: {where!r}") from None
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a suggestion goes at a cursor: the text to insert and how much of the line
+    after the typed text it replaces."""
+
+    text: str
+    replaced: int
+    """Characters after the cursor it replaces (a `sorry` it closes)."""
+
+
+def placement(found: DocumentSite, item: Checked) -> Placement:
+    """A suggestion at the cursor, indented for its column. At a hole (`sorry` right after
+    the cursor) a segment that closes the goals replaces the `sorry`; one that does not (or
+    that Lean has not checked) goes before it, the `sorry` moved to a line of its own at
+    the same column. Never glued to what follows."""
+    site = found.site
+    text = item.candidate.insert_text(site.column)
+    line = found.text.split("\n")[site.line]
+    rest = line[site.column + len(site.typed) :]
+    if not _SORRY_AHEAD.match(rest):
+        return Placement(text, 0)
+    if item.outcome is not None and item.outcome.kind == "closed":
+        return Placement(text, len(SORRY))
+    return Placement(text + "\n" + " " * site.column, 0)
+
+
+def replace_edit(
+    uri: str, version: int | None, text: str, hole: Hole, replacement: str, length: int
+) -> types.TextDocumentEdit:
+    positions = DocumentPositions(text)
+    start = positions.text_to_lsp(TextPosition(hole.line, hole.column))
+    end = positions.text_to_lsp(TextPosition(hole.line, hole.column + length))
+    return types.TextDocumentEdit(
+        text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
+        edits=[
+            types.TextEdit(
+                range=types.Range(
+                    types.Position(start.line, start.character),
+                    types.Position(end.line, end.character),
+                ),
+                new_text=replacement,
+            )
+        ],
+    )
+
+
 @asynccontextmanager
-async def progress(ls: SegpilotServer, title: str) -> AsyncIterator[tuple[Callable, Any]]:
+async def progress(
+    ls: SegpilotServer, title: str
+) -> AsyncIterator[tuple[Callable[[str, int | None], None], threading.Event]]:
     """Work-done progress the editor shows and may cancel; yields (report, cancelled)
-    where `cancelled` is a threading.Event set when the user cancels."""
+    where `cancelled` is set when the user cancels."""
     cancelled = threading.Event()
     token = f"segpilot-{uuid.uuid4()}"
     capabilities = ls.client_capabilities.window
@@ -91,26 +133,6 @@ async def progress(ls: SegpilotServer, title: str) -> AsyncIterator[tuple[Callab
         if enabled:
             ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
             ls.work_done_progress.tokens.pop(token, None)
-
-
-def replace_edit(
-    uri: str, version: int | None, text: str, hole: Hole, replacement: str, length: int
-) -> types.TextDocumentEdit:
-    positions = DocumentPositions(text)
-    start = positions.text_to_lsp(TextPosition(hole.line, hole.column))
-    end = positions.text_to_lsp(TextPosition(hole.line, hole.column + length))
-    return types.TextDocumentEdit(
-        text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
-        edits=[
-            types.TextEdit(
-                range=types.Range(
-                    types.Position(start.line, start.character),
-                    types.Position(end.line, end.character),
-                ),
-                new_text=replacement,
-            )
-        ],
-    )
 
 
 async def apply(ls: SegpilotServer, label: str, edits: list[types.TextDocumentEdit]) -> bool:
@@ -144,60 +166,36 @@ def describe(filled: Filled) -> dict[str, Any]:
 async def prove(ls: SegpilotServer, uri: str, line: int | None, title: str) -> dict[str, Any]:
     """Search every hole of the theorem at `line` (or of the file when None), then apply
     the proofs found in one edit, if the document did not change meanwhile."""
-    session = ls.require_session()
+    engine = ls.require_engine()
     document = ls.workspace.text_documents.get(uri)
     if document is None:
         raise fail(f"{uri} is not open")
     text, version = document.source, document.version
-    project = session.project_for(uri_path(uri))
-    checker = session.checker(project)
-    if checker is None:
-        why = "checking is off" if not session.settings.checking else "no Lean found"
-        raise fail(f"proof search needs Lean ({why}); see `segpilot doctor`")
+    project = engine.project_for(uri_path(uri))
+    if not engine.checking(project):
+        raise fail(f"proof search needs Lean: {engine.unchecked_reason(project)}")
     holes = holes_in(text, line)
     if not holes:
         return {"holes": 0, "proved": 0, "applied": False, "results": []}
-    budget = SearchBudget(
-        wall_s=session.settings.prove_budget_s,
-        expansions=session.settings.prove_expansions,
-        k=session.policy.settings.k,
-        rollout_depth=max(1, session.settings.rollout_depth),
-        trigger=session.settings.prefetch_trigger,  # type: ignore[arg-type]
-    )
-    results: list[Filled] = []
     async with progress(ls, title) as (report, cancelled):
-        for index, hole in enumerate(holes):
-            if cancelled.is_set():
-                break
-            report(f"sorry {index + 1} of {len(holes)} (line {hole.line + 1})")
 
-            def on_progress(done: int, most: int, _s: float, index: int = index) -> None:
-                share = (index + done / max(most, 1)) / len(holes)
-                report(f"sorry {index + 1} of {len(holes)}: {done} expansions", int(100 * share))
+        def on_progress(index: int, total: int, done: int, most: int) -> None:
+            share = (index + done / max(most, 1)) / total
+            where = f"sorry {index + 1} of {total} (line {holes[index].line + 1})"
+            report(f"{where}: {done} expansions", int(100 * share))
 
-            try:
-                filled = await asyncio.to_thread(
-                    fill,
-                    session.policy,
-                    checker,
-                    text,
-                    hole,
-                    budget,
-                    cancel=cancelled,
-                    on_progress=on_progress,
-                )
-            except asyncio.CancelledError:
-                cancelled.set()
-                raise
-            except LeanProcessError as err:
-                session.note_error(f"proof search: Lean failed: {err}")
-                filled = Filled(hole, None, message=f"Lean failed: {err}")
-            results.append(filled)
+        try:
+            results = await engine.fill_holes(
+                project, text, holes, cancel=cancelled, on_progress=on_progress
+            )
+        except BaseException:
+            cancelled.set()
+            raise
     proved = [f for f in results if f.proved]
     current = ls.workspace.text_documents.get(uri)
     unchanged = current is not None and current.version == version
     edits = [
-        replace_edit(uri, version, text, f.hole, f.replacement, len("sorry"))
+        replace_edit(uri, version, text, f.hole, f.replacement, len(SORRY))
         for f in reversed(proved)
     ]
     applied = unchanged and await apply(ls, f"segpilot: {len(proved)} proof(s)", edits)
@@ -213,12 +211,14 @@ async def prove(ls: SegpilotServer, uri: str, line: int | None, title: str) -> d
 
 
 def register(server: SegpilotServer) -> None:
-    """Add the code actions and the editing commands to `server`."""
+    """Add the code actions and the editing commands to `server`. (pygls resolves the
+    handlers' type hints at run time, so they name the base class and use `server`.)"""
 
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.RefactorRewrite]),
     )
+    @guarded
     def code_action(
         ls: LanguageServer, params: types.CodeActionParams
     ) -> list[types.CodeAction] | None:
@@ -232,52 +232,67 @@ def register(server: SegpilotServer) -> None:
             types.CodeAction(
                 title="segpilot: Insert segment",
                 kind=kind,
-                command=types.Command("Insert segment", INSERT_SEGMENT, [where]),
+                command=types.Command(
+                    title="Insert segment", command=INSERT_SEGMENT, arguments=[where]
+                ),
             )
         ]
         if holes_in(found.text, position.line):
+            engine = server.require_engine()
+            project = engine.project_for(uri_path(uri))
+            why = engine.unchecked_reason(project)
             actions.append(
                 types.CodeAction(
                     title="segpilot: Complete this proof (search)",
                     kind=kind,
-                    command=types.Command("Complete this proof", PROVE_THEOREM, [where]),
+                    command=types.Command(
+                        title="Complete this proof", command=PROVE_THEOREM, arguments=[where]
+                    ),
+                    disabled=types.CodeActionDisabled(reason=f"needs Lean: {why}") if why else None,
                 )
             )
         return actions
 
     @server.command(INSERT_SEGMENT)
+    @guarded
     async def insert_segment(ls: LanguageServer, *args: Any) -> dict[str, Any]:
         """Insert the best suggestion at the position (what Tab does with ghost text)."""
-        session = cast("SegpilotServer", ls).require_session()
+        engine = server.require_engine()
         uri, position = position_arg(args)
         if position is None:
             raise fail("insertSegment needs a position")
         found = site_at(ls, uri, position)
         if found is None:
             raise fail("the position is not inside a tactic proof")
-        text, version, site, _positions = found
-        project = session.project_for(uri_path(uri))
-        goal = await session.goal_at(project, uri, text, site, None)
-        proposal = await session.suggestions(project, site, goal)
+        site = found.site
+        project = engine.project_for(uri_path(uri))
+        goal = await engine.goal_at(project, uri, found.text, site)
+        proposal = await engine.suggestions(project, site, goal)
         best = next((i for i in proposal.items if i.candidate.text.startswith(site.typed)), None)
         if best is None:
-            return {"inserted": False, "checked": proposal.checked}
-        hole = Hole(site.line, site.column)
-        insert = best.candidate.insert_text(site.column)
-        edit = replace_edit(uri, version, text, hole, insert, len(site.typed))
-        applied = await apply(cast("SegpilotServer", ls), "segpilot: insert segment", [edit])
-        return {"inserted": applied, "text": insert, "checked": best.outcome is not None}
+            return {"inserted": False, "checked": proposal.checked, "reason": proposal.lean_error}
+        place = placement(found, best)
+        edit = replace_edit(
+            uri,
+            found.version,
+            found.text,
+            Hole(site.line, site.column),
+            place.text,
+            len(site.typed) + place.replaced,
+        )
+        applied = await apply(server, "segpilot: insert segment", [edit])
+        return {"inserted": applied, "text": place.text, "checked": best.outcome is not None}
 
     @server.command(PROVE_THEOREM)
+    @guarded
     async def prove_theorem(ls: LanguageServer, *args: Any) -> dict[str, Any]:
         uri, position = position_arg(args)
         if position is None:
             raise fail("proveTheorem needs a position")
-        return await prove(
-            cast("SegpilotServer", ls), uri, position.line, "segpilot: proving the theorem"
-        )
+        return await prove(server, uri, position.line, "segpilot: proving the theorem")
 
     @server.command(PROVE_FILE)
+    @guarded
     async def prove_file(ls: LanguageServer, *args: Any) -> dict[str, Any]:
         uri, _position = position_arg(args)
-        return await prove(cast("SegpilotServer", ls), uri, None, "segpilot: proving the file")
+        return await prove(server, uri, None, "segpilot: proving the file")

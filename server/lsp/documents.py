@@ -1,10 +1,13 @@
-"""Open documents as the sidecar reads them: uri to path, LSP position to proof site."""
+"""Open documents as the sidecar reads them (uri to path, LSP position to proof site), and
+what it remembers of each between requests."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
@@ -56,3 +59,29 @@ def site_at(ls: LanguageServer, uri: str, position: types.Position) -> DocumentS
         log.debug("no suggestion at %d:%d: %s", position.line, position.character, why)
         return None
     return DocumentSite(text, document.version, site, positions)
+
+
+@dataclass(frozen=True)
+class ClientGoals:
+    """Goals the editor reported (`segpilot/goalState`) for a document version and position."""
+
+    version: int | None
+    line: int
+    character: int
+    goals: tuple[str, ...]
+
+
+@dataclass
+class DocumentState:
+    """What the sidecar remembers of one open document between requests."""
+
+    last_count: int | None = None
+    """The goal count last seen at the document's cursor."""
+    client_goals: ClientGoals | None = None
+    probe: asyncio.Future[Any] | None = None
+    """The pending look at the goals after an edit."""
+
+    def cancel_probe(self) -> None:
+        if self.probe is not None:
+            self.probe.cancel()
+            self.probe = None

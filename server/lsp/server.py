@@ -1,8 +1,9 @@
-"""The pygls server: LSP methods in, `Session` calls, lsprotocol types out.
+"""The pygls server: LSP methods in, `Engine` calls, lsprotocol types out.
 
-Handlers are thin: they parse and check the request, ask the session, and convert. Every
-handler that can meet bad input answers with an empty result or an LSP error and a log
-line; nothing a client sends may stop the server.
+Handlers are thin: they parse and check the request, ask the engine, and convert. Every
+handler is `guarded`: bad input gets an empty result or an LSP error with a log line, and
+an unexpected failure is answered as RequestFailed and shown in `segpilot/status`, never
+as an Internal Error; nothing a client sends may stop the server.
 """
 
 from __future__ import annotations
@@ -20,15 +21,17 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
 from segpilot import __version__
+from segpilot.engine.goals import GoalAt
+from segpilot.engine.service import Engine
+from segpilot.engine.settings import Settings, editor_overrides, load_settings
 from segpilot.errors import SegpilotError
 from segpilot.lean.positions import LspPosition, utf16_length
 from segpilot.lean.source import ProofSite
 from segpilot.lsp import commands
-from segpilot.lsp.documents import DocumentSite, site_at, uri_path
-from segpilot.lsp.session import ClientGoals, GoalAt, Session, goal_text
-from segpilot.lsp.settings import LspSettings, build_settings, editor_options
+from segpilot.lsp.commands import placement
+from segpilot.lsp.documents import ClientGoals, DocumentSite, DocumentState, site_at, uri_path
+from segpilot.lsp.guard import fail, guarded
 from segpilot.lsp.watch import FileWatcher
-from segpilot.model.settings import ModelSettings
 from segpilot.search.check import LeanState
 from segpilot.search.ranking import Checked
 from segpilot.search.suggest import Proposal
@@ -43,6 +46,8 @@ RELOAD_MODEL = "segpilot.reloadModel"
 PROBE_DELAY_S = 0.3
 _PARSE_ERROR = -32700
 _INVALID_REQUEST = -32600
+_METHOD_NOT_FOUND = -32601
+_INVALID_PARAMS = -32602
 _INTERNAL_ERROR = -32603
 _NOT_INITIALIZED = -32002
 
@@ -67,7 +72,7 @@ class SegpilotProtocol(LanguageServerProtocol):
             raise JsonRpcInvalidRequest("id or method of the wrong type")
         if "method" in data and data.get("params") is None:
             data = {**data, "params": None}
-        known = types.METHOD_TO_TYPES.get(data.get("method"))
+        known = types.METHOD_TO_TYPES.get(str(data.get("method")))
         if "id" in data and known is not None and known[0].__name__.endswith("Notification"):
             self._invalid_request(data["id"])  # a notification's method, sent as a request
             raise JsonRpcInvalidRequest(f"{data['method']} is a notification, not a request")
@@ -81,10 +86,31 @@ class SegpilotProtocol(LanguageServerProtocol):
             return super().structure_message(data)
         except JsonRpcException as err:
             if "id" in data and "method" in data:
-                self._send_response(data["id"], None, err.to_response_error())
+                self._send_response(data["id"], None, self._unreadable(data, err))
             elif "method" not in data and "result" not in data and "error" not in data:
                 self._invalid_request(data.get("id"))
             raise
+
+    def _unreadable(self, data: dict[str, Any], err: JsonRpcException) -> types.ResponseError:
+        """The answer to a request pygls could not read: its own error, except that a
+        message it failed on is the client's mistake (an unknown method, or params of the
+        wrong shape), never our Internal Error."""
+        error = err.to_response_error()
+        if error.code != _INTERNAL_ERROR:
+            return error
+        method = data.get("method")
+        if method not in types.METHOD_TO_TYPES and not self.fm.features.get(str(method)):
+            return types.ResponseError(_METHOD_NOT_FOUND, f"Method Not Found: {method}")
+        return types.ResponseError(_INVALID_PARAMS, f"Invalid Params for {method}")
+
+    def _execute_handler(self, msg_id: Any, handler: Any, callback: Any, *args: Any, **kw: Any):
+        """pygls 2.1 files the future of every async notification handler (didChange,
+        goalState, ...) under a fresh id and never removes it: about 1 KB per keystroke.
+        Forget it once it is done (requests are already forgotten when answered)."""
+        super()._execute_handler(msg_id, handler, callback, *args, **kw)
+        future = self._request_futures.get(msg_id)
+        if future is not None and callback == self._check_handler_result:
+            future.add_done_callback(lambda _f: self._request_futures.pop(msg_id, None))
 
     def _invalid_request(self, msg_id: Any) -> None:
         self.send_error(msg_id, _INVALID_REQUEST, "Invalid Request")
@@ -104,12 +130,15 @@ class SegpilotProtocol(LanguageServerProtocol):
 
 
 class SegpilotServer(LanguageServer):
-    """The sidecar: a pygls language server holding one `Session`."""
+    """The sidecar: a pygls language server over one `Engine`, keeping document state."""
+
+    protocol: SegpilotProtocol
 
     def __init__(self, file_config: dict[str, Any] | None = None) -> None:
         super().__init__("segpilot", __version__, protocol_cls=SegpilotProtocol)
         self.file_config = file_config or {}
-        self.session: Session | None = None
+        self.engine: Engine | None = None
+        self.docs: dict[str, DocumentState] = {}
         self.watcher: FileWatcher | None = None
         self.shutdown_requested = False
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -129,24 +158,35 @@ class SegpilotServer(LanguageServer):
         task.add_done_callback(self.background.discard)
         return task
 
-    def require_session(self) -> Session:
-        if self.session is None:
-            raise commands.fail("not initialized", _NOT_INITIALIZED)
-        return self.session
+    def require_engine(self) -> Engine:
+        if self.engine is None:
+            raise fail("not initialized", _NOT_INITIALIZED)
+        return self.engine
 
-    def settings_from(self, raw: Any) -> LspSettings:
-        options, unknown = editor_options(raw)
+    def document(self, uri: str) -> DocumentState:
+        return self.docs.setdefault(uri, DocumentState())
+
+    def record_count(self, uri: str, count: int, before: int | None = None) -> bool:
+        """Remember the goal count at the document's cursor; whether it moved from `before`
+        (default: the count remembered so far) the way the prefetch trigger asks."""
+        doc = self.document(uri)
+        previous, doc.last_count = doc.last_count, count
+        engine = self.require_engine()
+        return engine.goals_moved(previous if before is None else before, count)
+
+    def settings_from(self, raw: Any) -> Settings:
+        overrides, unknown = editor_overrides(raw)
         if unknown:
             log.warning("ignoring unknown segpilot settings: %s", ", ".join(sorted(unknown)))
-        return build_settings(options, self.file_config)
+        return load_settings(self.file_config, overrides, origin="editor")
 
     def watch_model_files(self) -> None:
-        if self.session is None:
+        if self.engine is None:
             return
-        settings = self.session.policy.settings
+        settings = self.engine.policy.settings
         paths: list[str | None] = []
-        if self.session.settings.hot_reload:
-            backend = self.session.policy.loaded
+        if self.engine.settings.lsp.hot_reload:
+            backend = self.engine.policy.loaded
             model = backend.model_path if backend is not None else settings.model_path
             paths = [str(model) if model else None, settings.adapter_path]
         if self.watcher is None:
@@ -155,21 +195,21 @@ class SegpilotServer(LanguageServer):
 
     def file_rewritten(self, path: Path) -> None:
         """Called by the watcher (on its thread) when the model or adapter file is new."""
-        if self.loop is None or self.session is None:
+        if self.loop is None or self.engine is None:
             return
-        session = self.session
+        engine = self.engine
 
         async def reload() -> None:
-            adapter = session.policy.settings.adapter_path
+            adapter = engine.policy.settings.adapter_path
             try:
                 if adapter and Path(adapter).resolve() == path.resolve():
                     log.info("adapter %s rewritten: reloading it", path)
-                    await session.reload_adapter(adapter)
+                    await engine.reload_adapter(adapter)
                 else:
                     log.info("model %s rewritten: reloading it", path)
-                    await session.reload_model()
+                    await engine.reload_model()
             except SegpilotError as err:
-                session.note_error(f"reload of {path} failed: {err}")
+                engine.note_error(f"reload of {path} failed: {err}")
                 self.window_show_message(
                     types.ShowMessageParams(types.MessageType.Error, f"segpilot: {err}")
                 )
@@ -182,66 +222,77 @@ def make_server(file_config: dict[str, Any] | None = None) -> SegpilotServer:
     server = SegpilotServer(file_config)
 
     @server.feature(types.INITIALIZE)
+    @guarded
     def initialize(ls: SegpilotServer, params: types.InitializeParams) -> None:
         ls.loop = asyncio.get_running_loop()
-        settings = ls.settings_from(params.initialization_options)
-        model_base = ModelSettings.from_mapping(ls.file_config.get("model", {}))
-        ls.session = Session(settings, model_base)
+        ls.engine = Engine(ls.settings_from(params.initialization_options))
         folders = params.workspace_folders or []
         root = folders[0].uri if folders else params.root_uri
-        ls.session.workspace_root = uri_path(root) if root else None
-        log.info("initialized (workspace %s)", ls.session.workspace_root)
+        ls.engine.projects.workspace_root = uri_path(root) if root else None
+        log.info("initialized (workspace %s)", ls.engine.projects.workspace_root)
 
     @server.feature(types.INITIALIZED)
+    @guarded
     def initialized(ls: SegpilotServer, _params: types.InitializedParams) -> None:
-        session = ls.require_session()
+        engine = ls.require_engine()
 
         async def start() -> None:
-            await session.warm_up()
+            await engine.warm_up()
             ls.watch_model_files()
 
         ls.spawn(start())
 
     @server.feature(types.SHUTDOWN)
+    @guarded
     async def shutdown(ls: SegpilotServer, _params: Any) -> None:
         ls.shutdown_requested = True
         if ls.watcher is not None:
             ls.watcher.close()
             ls.watcher = None
-        if ls.session is not None:
-            await ls.session.close()
+        for doc in ls.docs.values():
+            doc.cancel_probe()
+        if ls.engine is not None:
+            await ls.engine.close()
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    @guarded
     def did_change(ls: SegpilotServer, params: types.DidChangeTextDocumentParams) -> None:
-        session = ls.session
-        if session is None:
+        engine = ls.engine
+        if engine is None:
             return
         uri = params.text_document.uri
-        session.document_changed(uri)
-        doc = session.document(uri)
+        engine.cancel_prefetch(uri)
+        doc = ls.document(uri)
+        doc.cancel_probe()
         last = params.content_changes[-1] if params.content_changes else None
         if (
             not isinstance(last, types.TextDocumentContentChangePartial)
             or doc.client_goals is not None
-            or not session.settings.prefetch
+            or not engine.settings.lsp.prefetch
         ):
             return
         lines = last.text.split("\n")
         start = last.range.start
         character = (start.character if len(lines) == 1 else 0) + utf16_length(lines[-1])
         cursor = types.Position(start.line + len(lines) - 1, character)
-        doc.probe = ls.spawn(probe(ls, session, uri, params.text_document.version, cursor))
+        doc.probe = ls.spawn(probe(ls, engine, uri, params.text_document.version, cursor))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    @guarded
     def did_close(ls: SegpilotServer, params: types.DidCloseTextDocumentParams) -> None:
-        if ls.session is not None:
-            ls.session.document_closed(params.text_document.uri)
+        uri = params.text_document.uri
+        doc = ls.docs.pop(uri, None)
+        if doc is not None:
+            doc.cancel_probe()
+        if ls.engine is not None:
+            ls.engine.cancel_prefetch(uri)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    @guarded
     async def did_change_configuration(
         ls: SegpilotServer, params: types.DidChangeConfigurationParams
     ) -> None:
-        session = ls.require_session()
+        engine = ls.require_engine()
         try:
             settings = ls.settings_from(params.settings)
         except SegpilotError as err:
@@ -250,17 +301,17 @@ def make_server(file_config: dict[str, Any] | None = None) -> SegpilotServer:
                 types.ShowMessageParams(types.MessageType.Error, f"segpilot: {err}")
             )
             return
-        changed = await session.apply_settings(settings)
+        changed = await engine.apply_settings(settings)
         ls.watch_model_files()
         log.info("settings applied%s", f" (restarted: {', '.join(changed)})" if changed else "")
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    @guarded
     async def inline_completion(
         ls: SegpilotServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList:
         started = time.monotonic()
-        session = ls.require_session()
-        session.stats.requests += 1
+        engine = ls.require_engine()
         goals = ls.protocol.request_goals.pop(ls.protocol.msg_id, None)
         empty = types.InlineCompletionList(items=[])
         found = site_at(ls, params.text_document.uri, params.position)
@@ -268,31 +319,35 @@ def make_server(file_config: dict[str, Any] | None = None) -> SegpilotServer:
             return empty
         site = found.site
         uri = params.text_document.uri
-        project = session.project_for(uri_path(uri))
-        client = client_goals(session, uri, found.version, params.position, site, goals)
-        goal = await session.goal_at(project, uri, found.text, site, client)
-        session.record_count(uri, goal.n_goals)
-        proposal = await session.suggestions(project, site, goal)
-        items = render(proposal, found, params.position, session.settings.max_items, uri, goal)
-        session.stats.last_latency_ms = (time.monotonic() - started) * 1000
+        project = engine.project_for(uri_path(uri))
+        client = client_goals(ls, uri, found.version, params.position, site, goals)
+        goal = await engine.goal_at(
+            project, uri, found.text, site, client.goals if client is not None else None
+        )
+        ls.record_count(uri, goal.count)
+        proposal = await engine.suggestions(project, site, goal)
+        limit = engine.settings.lsp.max_items
+        items = render(proposal, found, params.position, limit, uri, goal)
+        engine.stats.last_latency_ms = (time.monotonic() - started) * 1000
         log.info(
             "inlineCompletion %s %d:%d goal=%s(%d) -> %d item(s)%s in %.0f ms",
             uri.rsplit("/", 1)[-1],
             params.position.line,
             params.position.character,
             goal.source,
-            goal.n_goals,
+            goal.count,
             len(items),
             "" if proposal.checked else " unchecked",
-            session.stats.last_latency_ms,
+            engine.stats.last_latency_ms,
         )
         return types.InlineCompletionList(items=items)
 
     @server.feature(GOAL_STATE)
+    @guarded
     async def goal_state(ls: SegpilotServer, params: Any) -> None:
         """`{uri, version, position, goals}` from the editor (the goals Lean shows at the
         cursor); a drop in their count starts a prefetch."""
-        session = ls.require_session()
+        engine = ls.require_engine()
         try:
             uri = str(params.uri)
             position = types.Position(int(params.position.line), int(params.position.character))
@@ -301,71 +356,74 @@ def make_server(file_config: dict[str, Any] | None = None) -> SegpilotServer:
         except (AttributeError, TypeError, ValueError) as err:
             log.warning("%s with unexpected params ignored: %s", GOAL_STATE, err)
             return
-        doc = session.document(uri)
+        doc = ls.document(uri)
         doc.client_goals = ClientGoals(version, position.line, position.character, goals)
-        if not session.record_count(uri, len(goals)):
+        if not ls.record_count(uri, len(goals)):
             return
         found = site_at(ls, uri, position)
         if found is None:
             return
-        project = session.project_for(uri_path(uri))
-        state, error = await session.lean_state(project, found.site)
-        goal = GoalAt(goal_text(goals), len(goals), "client", state, error)
-        session.start_prefetch(uri, project, found.site, goal)
+        project = engine.project_for(uri_path(uri))
+        state, error = await engine.lean_state(project, found.site)
+        engine.start_prefetch(uri, project, found.site, GoalAt(goals, "client", state, error))
 
     @server.feature(STATUS)
+    @guarded
     def status(ls: SegpilotServer, _params: Any) -> dict[str, Any]:
-        return ls.require_session().status()
+        return ls.require_engine().status()
 
     @server.command(ACCEPTED)
+    @guarded
     async def suggestion_accepted(ls: SegpilotServer, *args: Any) -> None:
         """The editor accepted an item; its goals after (known when Lean checked it) are
         where the user goes next, so they are prefetched at once."""
-        session = ls.require_session()
+        engine = ls.require_engine()
         info = args[0] if args else None
         if not isinstance(info, dict):
-            log.warning("%s without its argument object", ACCEPTED)
-            return
+            raise fail(f"{ACCEPTED} needs its argument object")
         uri, after = info.get("uri"), info.get("goalsAfter")
-        if not isinstance(uri, str) or not isinstance(after, list):
-            return
+        if not isinstance(uri, str) or not (
+            after is None or (isinstance(after, list) and all(isinstance(g, str) for g in after))
+        ):
+            raise fail(f"{ACCEPTED}: uri must be a string and goalsAfter a list")
+        if after is None:
+            return None
         before = info.get("goalsBefore")
-        moved = session.record_count(uri, len(after), before if isinstance(before, int) else None)
+        moved = ls.record_count(uri, len(after), before if isinstance(before, int) else None)
         if not after or not moved:
-            return
-        where = info.get("position") or {}
-        position = types.Position(int(where.get("line", 0)), int(where.get("character", 0)))
+            return None
+        position = commands.position_arg((info,))[1] or types.Position(0, 0)
         found = site_at(ls, uri, position)
         if found is None:
-            return
-        project = session.project_for(uri_path(uri))
+            return None
+        project = engine.project_for(uri_path(uri))
         state = None
-        checker = session.checker(project)
-        if checker is not None and isinstance(info.get("proofState"), int):
+        if engine.checking(project) and isinstance(info.get("proofState"), int):
             env = info.get("env")
             state = LeanState(
                 info["proofState"], tuple(after), env if isinstance(env, int) else None
             )
-        goal = GoalAt(goal_text(after), len(after), "client", state)
-        session.start_prefetch(uri, project, found.site, goal)
+        engine.start_prefetch(uri, project, found.site, GoalAt(tuple(after), "client", state))
+        return None
 
     commands.register(server)
 
     @server.command(RELOAD_MODEL)
+    @guarded
     async def reload_model(ls: SegpilotServer, *_args: Any) -> dict[str, Any]:
-        session = ls.require_session()
+        engine = ls.require_engine()
         try:
-            await session.reload_model()
+            await engine.reload_model()
         except SegpilotError as err:
-            raise commands.fail(str(err), _INTERNAL_ERROR) from None
+            raise fail(str(err)) from None
         ls.watch_model_files()
-        return session.status()
+        return engine.status()
 
     return server
 
 
 async def probe(
-    ls: SegpilotServer, session: Session, uri: str, version: int, cursor: types.Position
+    ls: SegpilotServer, engine: Engine, uri: str, version: int, cursor: types.Position
 ) -> None:
     """After an edit settles, ask Lean for the goals where the edit left the cursor; a drop
     in their count starts a prefetch (when the editor reports goals, this is not needed)."""
@@ -373,19 +431,18 @@ async def probe(
     found = site_at(ls, uri, cursor)
     if found is None or found.version != version:
         return
-    project = session.project_for(uri_path(uri))
-    if session.checker(project) is None:
+    project = engine.project_for(uri_path(uri))
+    if not engine.checking(project):
         return
-    state, _error = await session.lean_state(project, found.site)
+    state, _error = await engine.lean_state(project, found.site)
     if state is None:
         return
-    if session.record_count(uri, state.n_goals):
-        goal = GoalAt(state.key(), state.n_goals, "repl", state)
-        session.start_prefetch(uri, project, found.site, goal)
+    if ls.record_count(uri, state.n_goals):
+        engine.start_prefetch(uri, project, found.site, GoalAt(state.goals, "repl", state))
 
 
 def client_goals(
-    session: Session,
+    ls: SegpilotServer,
     uri: str,
     version: int | None,
     position: types.Position,
@@ -396,7 +453,7 @@ def client_goals(
     `segpilot/goalState` for this document version at this line."""
     if in_request is not None:
         return ClientGoals(version, position.line, position.character, tuple(in_request))
-    known = session.document(uri).client_goals
+    known = ls.document(uri).client_goals
     if known is None or (known.version is not None and known.version != version):
         return None
     if known.line != position.line or (site.typed and known.character < site.column):
@@ -415,16 +472,17 @@ def render(
     """Items for the editor: each suggestion indented for the cursor's column, replacing what
     is typed of it, with a command that tells whether Lean checked it."""
     site, start = found.site, found.start()
-    replace = types.Range(types.Position(start.line, start.character), position)
     items = []
     for item in proposal.items:
         block = item.candidate.text
         if site.typed and (not block.startswith(site.typed) or block == site.typed):
             continue
+        place = placement(found, item)
+        end = types.Position(position.line, position.character + place.replaced)
         items.append(
             types.InlineCompletionItem(
-                insert_text=item.candidate.insert_text(site.column),
-                range=replace,
+                insert_text=place.text,
+                range=types.Range(types.Position(start.line, start.character), end),
                 command=accept_command(item, proposal, uri, start, goal),
             )
         )
@@ -447,7 +505,7 @@ def accept_command(
         "uri": uri,
         "checked": outcome is not None,
         "outcome": outcome.kind if outcome is not None else None,
-        "goalsBefore": goal.n_goals,
+        "goalsBefore": goal.count,
         "goalsAfter": list(outcome.goals) if outcome is not None else None,
         "position": {"line": start.line, "character": start.character},
         "logprob": round(item.candidate.logprob, 4),

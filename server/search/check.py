@@ -1,11 +1,16 @@
 """Proof states from file text, and candidate blocks checked on them in the Lean REPL.
 
-The text above a declaration (its header: imports, opens, earlier declarations) is
-elaborated once and its environment reused for every body below it; the body up to the
-cursor gets `sorry` appended, and that sorry's proof state is the state at the cursor.
-Candidate blocks run on it as one tactic each. Outcomes are cached by goal text, not by
-proof-state id: the same goals in the same environment give the same answer, wherever
-they came from. Failures of the Lean process (`LeanProcessError`) are not outcomes: they
+The text above a declaration (its header) is split in two: the import block, elaborated
+once per project and import block (imports are what costs tens of seconds and GBs with
+Mathlib), and the rest (opens, earlier declarations), continued from that environment and
+re-run only when it changes. The body up to the cursor gets `sorry` appended and is sent
+with `allTactics`: a tactic `sorry` itself records only the main goal (the REPL's
+`InfoTree.sorries` takes `goalsBefore.head!`), but its `tactics` entry holds a proof state
+with every goal open there, and a `skip` on that state lists them (the entry's `goals` text
+joins them with single newlines, which cannot be split back). Candidate blocks run on it
+as exactly one tactic each (`as_one_tactic`). Outcomes are cached by goal text, not by
+proof-state id: the same goals in the same environment give the same answer, wherever they
+came from. Failures of the Lean process (`LeanProcessError`) are not outcomes: they
 propagate, and the caller decides.
 """
 
@@ -14,10 +19,10 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Any, Literal
 
 from segpilot.lean.goals import GoalState, parse_goals
 from segpilot.lean.protocol import (
@@ -28,9 +33,13 @@ from segpilot.lean.protocol import (
     ProofStepResponse,
     ReplError,
 )
+from segpilot.lean.source import split_imports
 from segpilot.lean.supervisor import SupervisedRepl
+from segpilot.lru import Lru
 
 HEADER_CACHE_SIZE = 16
+SORRY = "sorry"
+SKIP = "skip"
 LEAN_ERROR_PREFIX = "Lean error:\n"
 USES_SORRY = "uses sorry"
 CONTAINS_SORRY = "Incomplete: contains sorry"
@@ -38,34 +47,6 @@ CONTAINS_SORRY = "Incomplete: contains sorry"
 _SORRY_WARNING = re.compile(r"declaration uses [`']sorry[`']")
 
 OutcomeKind = Literal["closed", "progress", "no-progress", "error"]
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class _Lru(Generic[K, V]):
-    """A bounded mapping that forgets the least recently used entry first."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-
-    def __contains__(self, key: K) -> bool:
-        return key in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, key: K) -> V:
-        """The value (raises `KeyError` when absent), now the most recently used."""
-        self._items.move_to_end(key)
-        return self._items[key]
-
-    def put(self, key: K, value: V) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -102,6 +83,12 @@ class LeanState:
         """The goals as one text: what caches and the search's dedup key on."""
         return "\n\n".join(self.goals)
 
+    def after(self, outcome: Outcome) -> LeanState:
+        """The state an outcome with open goals ("progress", "no-progress") leads to."""
+        if outcome.proof_state is None:
+            raise ValueError(f"a {outcome.kind!r} outcome leads to no proof state")
+        return LeanState(outcome.proof_state, outcome.goals, self.env)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -121,15 +108,15 @@ class Outcome:
 
 
 def as_one_tactic(block: str) -> str:
-    """A flush-left block as one REPL tactic: a single line as it is, several lines as
-    `(` + newline + the block indented by 2 + `)`.
+    """A flush-left block as exactly one REPL tactic: `(` + newline + the block indented by
+    2 + `)`, always, one-liners included.
 
-    Lean's tactic sequences need every tactic at the same column, so the first tactic must
-    not share a line with the parenthesis.
+    The REPL parses its `tactic` string as one tactic that must consume the whole input
+    (`runParserCategory ... tactic`, REPL/Snapshots.lean), so `constructor\nexact hp` and
+    `simp; rfl` fail unwrapped, while a parenthesised sequence is one tactic. Its tactics
+    must share one column, so the first must not share a line with the parenthesis.
     """
-    if "\n" not in block:
-        return block
-    lines = ("  " + line if line.strip() else "" for line in block.split("\n"))
+    lines = ("  " + line if line.strip() else "" for line in block.strip("\n").split("\n"))
     return "(\n" + "\n".join(lines) + ")"
 
 
@@ -161,38 +148,66 @@ class LeanChecker:
     """Gets proof states from file text and runs candidate blocks on them, with caches.
 
     Safe to call from several threads: the caches are guarded by a lock, and the
-    `SupervisedRepl` serialises the pipe.
+    `SupervisedRepl` serialises the pipe. `calls` counts the REPL requests by kind
+    (`imports`, `header`, `state`, `goals`, `check`, `verify`).
     """
 
-    def __init__(self, repl: SupervisedRepl, *, cache_size: int = 4096) -> None:
+    def __init__(
+        self,
+        repl: SupervisedRepl,
+        *,
+        cache_size: int = 4096,
+        import_timeout_s: float | None = None,
+    ) -> None:
         self._repl = repl
         self._lock = threading.Lock()
-        self._envs: _Lru[str, int] = _Lru(HEADER_CACHE_SIZE)
-        self._states: _Lru[tuple[int | None, str], LeanState | None] = _Lru(cache_size)
-        self._outcomes: _Lru[tuple[int | None, str, str], Outcome] = _Lru(cache_size)
+        self._import_timeout_s = import_timeout_s
+        self._imports: Lru[str, int | None] = Lru(HEADER_CACHE_SIZE)
+        self._headers: Lru[tuple[int | None, str], int | None] = Lru(HEADER_CACHE_SIZE)
+        self._states: Lru[tuple[int | None, str], LeanState | None] = Lru(cache_size)
+        self._outcomes: Lru[tuple[int | None, str, str], Outcome] = Lru(cache_size)
+        self.calls: Counter[str] = Counter()
 
-    def _header_env(self, header: str) -> int | None:
-        """The environment after `header`; `None` when the REPL refused it."""
+    def _run(self, kind: str, request: Command | ProofStep, timeout: float | None = None) -> Any:
+        """The REPL's reply to `request`, counted under `kind`."""
         with self._lock:
-            if header in self._envs:
-                return self._envs.get(header)
-        reply = self._repl.run(Command(header))
-        if isinstance(reply, ReplError):
-            return None
+            self.calls[kind] += 1
+        return self._repl.run(request, timeout=timeout)
+
+    def _cached_env(
+        self, cache: Lru[Any, int | None], key: Any, kind: str, request: Command, timeout=None
+    ) -> int | None:
+        """The env after `request`, run once per key; `None` when Lean refused it."""
         with self._lock:
-            self._envs.put(header, reply.env)
-        return reply.env
+            if key in cache:
+                return cache.get(key)
+        reply = self._run(kind, request, timeout)
+        env = None if isinstance(reply, ReplError) else reply.env
+        with self._lock:
+            cache.put(key, env)
+        return env
 
     def _environment(self, header: str) -> tuple[bool, int | None]:
-        """(usable, env): an empty header needs no command and runs on a fresh env."""
-        if not header.strip():
-            return True, None
-        env = self._header_env(header)
-        return env is not None, env
+        """(usable, env) after `header`: its import block from a per-project cache, the rest
+        continued from there. Without imports or anything else there is nothing to run: a
+        fresh env (`None`)."""
+        imports, rest = split_imports(header)
+        env: int | None = None
+        if imports.strip():
+            env = self._cached_env(
+                self._imports, imports, "imports", Command(imports), self._import_timeout_s
+            )
+            if env is None:
+                return False, None
+        if not rest.strip():
+            return True, env
+        after = self._cached_env(self._headers, (env, rest), "header", Command(rest, env=env))
+        return after is not None, after
 
     def state_at(self, context: ProofContext) -> LeanState | None:
-        """The proof state at the end of `context.body`, or `None` when there is none there
-        (the cursor is not in a tactic block, the text does not parse, the REPL refused)."""
+        """The proof state at the end of `context.body`, with every goal open there, or
+        `None` when there is none (the cursor is not in a tactic block, the text does not
+        parse, the REPL refused)."""
         usable, env = self._environment(context.header)
         if not usable:
             return None
@@ -200,24 +215,33 @@ class LeanChecker:
         with self._lock:
             if key in self._states:
                 return self._states.get(key)
-        reply = self._repl.run(Command(context.body + "sorry", env=env))
-        if isinstance(reply, ReplError):
-            return None
-        where = _our_sorry_position(context.body)
-        ours = next(
-            (
-                s
-                for s in reply.sorries
-                if s.pos is not None
-                and (s.pos.line, s.pos.column) == where
-                and s.proof_state is not None
-            ),
-            None,
-        )
-        state = None if ours is None else LeanState(ours.proof_state, (ours.goal,), env)
+        state = self._state_of(context.body, env)
         with self._lock:
             self._states.put(key, state)
         return state
+
+    def _state_of(self, body: str, env: int | None) -> LeanState | None:
+        reply = self._run("state", Command(body + SORRY, env=env, all_tactics=True))
+        if isinstance(reply, ReplError):
+            return None
+        where = _our_sorry_position(body)
+        ours = next(
+            (
+                t.proof_state
+                for t in reply.tactics
+                if t.tactic.strip() == SORRY
+                and t.pos is not None
+                and (t.pos.line, t.pos.column) == where
+                and t.proof_state is not None
+            ),
+            None,
+        )
+        if ours is None:
+            return None
+        listed = self._run("goals", ProofStep(SKIP, ours))
+        if isinstance(listed, ReplError) or listed.has_errors:
+            return None
+        return LeanState(listed.proof_state, tuple(listed.goals), env)
 
     def cached(self, state: LeanState, block: str) -> Outcome | None:
         """The outcome of `block` on `state`'s goals if it is known, without asking Lean."""
@@ -230,7 +254,7 @@ class LeanChecker:
         found = self.cached(state, block)
         if found is not None:
             return found
-        reply = self._repl.run(ProofStep(as_one_tactic(block), state.proof_state))
+        reply = self._run("check", ProofStep(as_one_tactic(block), state.proof_state))
         outcome = _outcome(state, reply)
         # A refusal that is not Lean's (`Unknown proof state.`) says nothing about the block.
         if not isinstance(reply, ReplError) or reply.message.startswith(LEAN_ERROR_PREFIX):
@@ -264,18 +288,19 @@ class LeanChecker:
         usable, env = self._environment(header)
         if not usable:
             return False, "the REPL refused the header"
-        reply = self._repl.run(Command(declaration, env=env))
+        reply = self._run("verify", Command(declaration, env=env))
         if isinstance(reply, ReplError):
             return False, reply.message.removeprefix(LEAN_ERROR_PREFIX)
         return _verdict(reply)
 
     def stats(self) -> dict[str, int]:
-        """Sizes of the caches."""
+        """Sizes of the caches, and the REPL requests made by kind."""
         with self._lock:
             return {
-                "envs": len(self._envs),
+                "envs": len(self._imports) + len(self._headers),
                 "states": len(self._states),
                 "outcomes": len(self._outcomes),
+                **{f"calls.{kind}": n for kind, n in sorted(self.calls.items())},
             }
 
     def close(self) -> None:

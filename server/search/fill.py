@@ -1,8 +1,9 @@
 """Fill one `sorry` of a file by proof search, and re-check the result in command mode.
 
-Shared by the editor commands (`segpilot.proveTheorem`, `segpilot.proveFile`) and the
-offline `prove` command: it finds the hole's proof state from the file text, searches, and
-gives back the text that replaces the `sorry`, indented for its column.
+The engine's proof search (`Engine.fill_holes`, behind the editor commands
+`segpilot.proveTheorem` and `segpilot.proveFile`) calls it for each hole: it finds the hole's
+proof state from the file text, searches, and gives back the text that replaces the
+`sorry`, indented for its column.
 """
 
 from __future__ import annotations

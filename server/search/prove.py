@@ -5,11 +5,9 @@ its path. Expanding a node asks the policy for k blocks and checks each in Lean;
 that closes every goal ends the search. States are deduplicated by goal text, and a
 (state, block) result already known to the checker costs no Lean call.
 
-Goal-aware rollout (DESIGN.md, "The method"): when a child has fewer goals than its
-parent (trigger "decrease"; "change": any other count), the search continues greedily
-from it at once, taking the best checked block at each step, for up to `rollout_depth`
-steps and stopping after the next goal-count change. Every state it reaches joins the
-queue with its cumulative score. Rollout steps are not expansions.
+Goal-aware rollout (`segpilot.search.rollout`): when a child's goal count moves the way
+the trigger asks, the search continues greedily from it at once; every state the rollout
+reaches joins the queue with its cumulative score. Rollout steps are not expansions.
 """
 
 from __future__ import annotations
@@ -19,17 +17,16 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from segpilot.config import check_minimums
 from segpilot.lean.errors import ReplTimeoutError
 from segpilot.lean.goals import GoalParseError
 from segpilot.model.candidates import Candidate
+from segpilot.search.budget import SearchBudget
 from segpilot.search.check import LeanChecker, LeanState, Outcome
 from segpilot.search.ranking import Checked, rank_checked
-
-TRIGGERS = ("decrease", "change")
+from segpilot.search.rollout import closed, rollout, triggers
 
 
 class ProposalPolicy(Protocol):
@@ -38,40 +35,6 @@ class ProposalPolicy(Protocol):
     def propose(
         self, state: Any, k: int, *, cancel: threading.Event | None = None
     ) -> list[Candidate]: ...
-
-
-@dataclass(frozen=True)
-class SearchBudget:
-    """Limits and shape of one search. Each field's metadata holds its help and bounds."""
-
-    wall_s: float = field(
-        default=60.0, metadata={"help": "Seconds the search may run.", "min": 0.0}
-    )
-    expansions: int = field(
-        default=100, metadata={"help": "Nodes expanded (rollout steps not counted).", "min": 1}
-    )
-    lean_calls: int = field(
-        default=2000,
-        metadata={"help": "Blocks run in Lean (answers from the cache are free).", "min": 1},
-    )
-    k: int = field(
-        default=4, metadata={"help": "Candidates asked of the policy per step.", "min": 1}
-    )
-    rollout: bool = field(default=True, metadata={"help": "Use goal-aware rollout."})
-    rollout_depth: int = field(
-        default=4, metadata={"help": "Steps one rollout may take (H).", "min": 1}
-    )
-    trigger: Literal["decrease", "change"] = field(
-        default="decrease",
-        metadata={
-            "help": "When a rollout starts: the goal count drops (decrease) or changes (change)."
-        },
-    )
-
-    def __post_init__(self) -> None:
-        if self.trigger not in TRIGGERS:
-            raise ValueError(f"trigger must be one of {TRIGGERS}, got {self.trigger!r}")
-        check_minimums(self)
 
 
 @dataclass(frozen=True)
@@ -105,11 +68,6 @@ class _Stop(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def _after(state: LeanState, outcome: Outcome) -> LeanState:
-    assert outcome.proof_state is not None
-    return LeanState(outcome.proof_state, outcome.goals, state.env)
 
 
 def _policy_state(state: LeanState) -> Any:
@@ -203,13 +161,6 @@ class _Search:
         except ReplTimeoutError:
             return None
 
-    def triggers(self, parent: LeanState, child: LeanState) -> bool:
-        if not self.budget.rollout:
-            return False
-        if self.budget.trigger == "decrease":
-            return child.n_goals < parent.n_goals
-        return child.n_goals != parent.n_goals
-
     def expand(self, node: _Node) -> tuple[str, ...] | None:
         for candidate in self.propose(node.state):
             outcome = self.outcome(node.state, candidate.text)
@@ -218,40 +169,40 @@ class _Search:
             path = (*node.path, candidate.text)
             if outcome.kind == "closed":
                 return path
-            child = _Node(_after(node.state, outcome), path, node.score + candidate.logprob)
-            if self.push(child) and self.triggers(node.state, child.state):
-                proof = self.rollout(child)
+            child = _Node(node.state.after(outcome), path, node.score + candidate.logprob)
+            rolls = self.budget.rollout and triggers(
+                self.budget.trigger, node.state.n_goals, child.state.n_goals
+            )
+            if self.push(child) and rolls:
+                proof = self.roll_out(child)
                 if proof is not None:
                     return proof
         return None
 
-    def rollout(self, node: _Node) -> tuple[str, ...] | None:
-        for _ in range(self.budget.rollout_depth):
-            step = self.best_step(node.state)
-            if step is None:
-                return None
-            candidate, outcome = step
-            path = (*node.path, candidate.text)
-            if outcome.kind == "closed":
-                return path
-            reached = _Node(_after(node.state, outcome), path, node.score + candidate.logprob)
-            if not self.push(reached) or reached.state.n_goals != node.state.n_goals:
-                return None
-            node = reached
+    def roll_out(self, node: _Node) -> tuple[str, ...] | None:
+        """Goal-aware rollout from `node`; every state it reaches joins the queue."""
+        path, score = node.path, node.score
+
+        def visit(reached: LeanState, move: Checked) -> bool:
+            nonlocal path, score
+            path, score = (*path, move.candidate.text), score + move.candidate.logprob
+            return self.push(_Node(reached, path, score))
+
+        moves = rollout(node.state, self.best_step, self.budget.rollout_depth, visit=visit)
+        if closed(moves):
+            return (*node.path, *(move.candidate.text for _, move in moves))
         return None
 
-    def best_step(self, state: LeanState) -> tuple[Candidate, Outcome] | None:
+    def best_step(self, state: LeanState) -> Checked | None:
         """The best checked block on `state`; stops checking at the first that closes it."""
         items: list[Checked] = []
         for candidate in self.propose(state):
             outcome = self.outcome(state, candidate.text)
+            item = Checked(candidate, outcome)
             if outcome is not None and outcome.kind == "closed":
-                return candidate, outcome
-            items.append(Checked(candidate, outcome))
-        for item in rank_checked(items):
-            if item.outcome is not None:
-                return item.candidate, item.outcome
-        return None
+                return item
+            items.append(item)
+        return next((i for i in rank_checked(items) if i.outcome is not None), None)
 
 
 def best_first(

@@ -1,26 +1,27 @@
 """One editor suggestion round: propose candidates for a goal, check them in Lean, rank.
 
-The sidecar calls `propose_checked` from a worker thread (the model call itself runs on the
-process's single llama.cpp thread); `rollout` follows the best checked suggestion a few
-states ahead, which is how a prefetch prepares what the user will ask for next.
+The engine calls `propose_checked` from a worker thread (the model call itself runs on the
+process's single llama.cpp thread); a prefetch follows `best_move` with the goal-aware
+rollout of `segpilot.search.rollout` to prepare what the user will ask for next.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from segpilot.lean.errors import LeanProcessError
-from segpilot.model.candidates import Candidate
+from segpilot.model.policy import Proposed
 from segpilot.search.check import LeanChecker, LeanState
 from segpilot.search.ranking import Checked, rank_checked
 
 
 class Proposer(Protocol):
-    def propose(
+    """What a suggestion round needs of a policy (`segpilot.model.policy.Policy`)."""
+
+    def propose_batch(
         self,
         state: Any = "",
         k: int | None = None,
@@ -29,7 +30,7 @@ class Proposer(Protocol):
         name: str = "",
         proof_before: str = "",
         cancel: threading.Event | None = None,
-    ) -> list[Candidate]: ...
+    ) -> Proposed: ...
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def propose_checked(
 ) -> Proposal:
     """Candidates for `goal`, checked against `state` when a checker and a state are given."""
     started = time.monotonic()
-    candidates = policy.propose(
+    proposed = policy.propose_batch(
         goal,
         k,
         theorem=prompt.theorem,
@@ -78,12 +79,14 @@ def propose_checked(
         proof_before=prompt.proof_before,
         cancel=cancel,
     )
+    candidates = list(proposed.candidates)
     model_s = time.monotonic() - started
     if cancel is not None and cancel.is_set():
         return Proposal(goal, (), False, model_s=model_s, complete=False)
     if checker is None or state is None:
         items = tuple(Checked(c, None) for c in candidates)
-        return Proposal(goal, items, False, model_s=model_s)
+        # Cut short by the model's time limit: shown, but not cached as the whole answer.
+        return Proposal(goal, items, False, model_s=model_s, complete=proposed.complete)
     started = time.monotonic()
     try:
         outcomes = checker.check_many(
@@ -103,29 +106,13 @@ def propose_checked(
         True,
         model_s=model_s,
         check_s=check_s,
-        complete=len(done) == len(candidates),
+        complete=proposed.complete and len(done) == len(candidates),
     )
 
 
-def rollout(
-    first: Proposal,
-    state: LeanState | None,
-    step: Callable[[LeanState], Proposal | None],
-    depth: int,
-) -> list[Proposal]:
-    """Follow the best checked suggestion from `first` for up to `depth - 1` more states,
-    calling `step(next_state)` for each (it returns None to stop). Stops at a closed goal,
-    an unchecked or empty proposal, or an incomplete one."""
-    done = [first]
-    current = first
-    while len(done) < depth and current.checked and current.complete and current.items:
-        best = current.items[0].outcome
-        if best is None or best.kind != "progress" or best.proof_state is None or state is None:
-            break
-        state = LeanState(best.proof_state, best.goals, state.env)
-        following = step(state)
-        if following is None:
-            break
-        done.append(following)
-        current = following
-    return done
+def best_move(proposal: Proposal) -> Checked | None:
+    """The suggestion a rollout follows: the best checked one that closes or changes the
+    goals (ranked first), or None when Lean checked none of them."""
+    if not (proposal.checked and proposal.complete):
+        return None
+    return next((item for item in proposal.items if item.outcome is not None), None)
