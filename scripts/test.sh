@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh), then run every check: ruff lint, ruff format, the whole pytest
-# suite. Exits non-zero when any of them fails. Extra arguments go to pytest
+# Set up (scripts/setup.sh), then run every check: ruff lint, ruff format, mypy, the whole
+# pytest suite. Exits non-zero when any of them fails. Extra arguments go to pytest
 # (e.g. bash scripts/test.sh -m "not slow").
 set -euo pipefail
 
@@ -14,6 +14,9 @@ say "ruff check"
 .venv/bin/ruff check .
 say "ruff format --check"
 .venv/bin/ruff format --check .
+
+say "mypy (server/ and training/)"
+.venv/bin/mypy
 
 say "pytest"
 status=0
