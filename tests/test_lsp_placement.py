@@ -9,9 +9,9 @@ from lsprotocol import types
 from segpilot.engine.goals import GoalAt
 from segpilot.lean.positions import DocumentPositions
 from segpilot.lean.source import proof_site
-from segpilot.lsp.commands import placement
 from segpilot.lsp.documents import DocumentSite
 from segpilot.lsp.server import render
+from segpilot.lsp.workspace_commands import placement
 from segpilot.model.candidates import Candidate
 from segpilot.search.check import Outcome
 from segpilot.search.ranking import Checked

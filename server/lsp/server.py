@@ -27,11 +27,11 @@ from segpilot.engine.settings import Settings, editor_overrides, load_settings
 from segpilot.errors import SegpilotError
 from segpilot.lean.positions import LspPosition, utf16_length
 from segpilot.lean.source import ProofSite
-from segpilot.lsp import commands
-from segpilot.lsp.commands import placement
+from segpilot.lsp import workspace_commands
 from segpilot.lsp.documents import ClientGoals, DocumentSite, DocumentState, site_at, uri_path
 from segpilot.lsp.guard import fail, guarded
 from segpilot.lsp.watch import FileWatcher
+from segpilot.lsp.workspace_commands import placement
 from segpilot.search.check import LeanState
 from segpilot.search.ranking import Checked
 from segpilot.search.suggest import Proposal
@@ -392,7 +392,7 @@ def make_server(file_config: dict[str, Any] | None = None) -> SegpilotServer:
         moved = ls.record_count(uri, len(after), before if isinstance(before, int) else None)
         if not after or not moved:
             return None
-        position = commands.position_arg((info,))[1] or types.Position(0, 0)
+        position = workspace_commands.position_arg((info,))[1] or types.Position(0, 0)
         found = site_at(ls, uri, position)
         if found is None:
             return None
@@ -406,7 +406,7 @@ def make_server(file_config: dict[str, Any] | None = None) -> SegpilotServer:
         engine.start_prefetch(uri, project, found.site, GoalAt(tuple(after), "client", state))
         return None
 
-    commands.register(server)
+    workspace_commands.register(server)
 
     @server.command(RELOAD_MODEL)
     @guarded
