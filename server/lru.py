@@ -46,5 +46,8 @@ class Lru(Generic[K, V]):
             dropped.append(self._items.popitem(last=False)[0])
         return dropped
 
+    def drop(self, key: K) -> None:
+        self._items.pop(key, None)
+
     def clear(self) -> None:
         self._items.clear()

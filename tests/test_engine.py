@@ -63,6 +63,7 @@ def graph(tmp_path: Path) -> Path:
         tmp_path / "graph.json",
         [
             sorry_command(BODY + "sorry", GOAL, all_tactics=True),
+            sorry_command(BODY + "sorry", GOAL),  # the hole's own state, for proof search
             sorry_command(
                 AFTER_CONSTRUCTOR + "sorry",
                 [LEFT, RIGHT],
@@ -332,3 +333,22 @@ def test_a_configured_repl_that_does_not_start_is_not_lean_found(tmp_path: Path)
     assert not engine.checking(project)
     assert "does not start" in engine.unchecked_reason(project)
     assert any("does not start" in e for e in engine.stats.errors)
+
+
+def test_a_configured_repl_that_exits_before_answering_is_not_lean_found(tmp_path: Path) -> None:
+    command = ["sh", "-c", "echo 'error: unknown executable repl' >&2; exit 1"]
+    settings = load_settings({}, {"lean": {"repl_command": command}}, environ={})
+    engine = Engine(settings, policy_factory=lambda _s: ScriptedPolicy(SCRIPT))  # type: ignore[arg-type,return-value]
+    site = proof_site(TEXT, 1, 2)
+
+    async def scenario():
+        project = engine.project_for(tmp_path / "A.lean")
+        first = await engine.goal_at(project, "file:///A.lean", TEXT, site)
+        second = await engine.goal_at(project, "file:///A.lean", TEXT, site)
+        return project, first, second
+
+    project, first, second = run(scenario())
+    assert first.source == second.source == "statement"
+    assert "unknown executable repl" in first.lean_error
+    assert not engine.checking(project)  # not tried again on every keystroke
+    assert second.lean_error == ""

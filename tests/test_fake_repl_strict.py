@@ -371,7 +371,12 @@ def test_all_tactics_sorry_entry_holds_every_goal(fake: Fake) -> None:
     listed = fake.send({"tactic": "skip", "proofState": ours["proofState"]})
     assert listed == {"proofStatus": fake_repl.OPEN_GOALS, "proofState": 3, "goals": [LEFT, RIGHT]}
     done = fake.send({"tactic": "(\n  exact hp\n  exact hq)", "proofState": 3})
-    assert done is not None and done["proofStatus"] == "Completed"
+    # The entry's roots are its two goals: Main.lean `getProofStatus` checks a proof only
+    # when there is one root goal.
+    assert done is not None and done["goals"] == []
+    assert done["proofStatus"] == "Not verified: more than one initial goal"
+    first = fake.send({"tactic": "exact hp", "proofState": 3})
+    assert first is not None and first["proofStatus"] == fake_repl.OPEN_GOALS
 
 
 # --- Lean's texts ---------------------------------------------------------------------------

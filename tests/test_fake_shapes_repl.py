@@ -35,7 +35,10 @@ THEOREM = "theorem complex_and (p q r : Prop) (h1 : p ∧ q) (h2 : q → r) : p 
 # Replies the REPL source gives that no upstream transcript shows: Main.lean
 # `pickleProofSnapshot` answers an unknown id with a capital S; a tactic that logs an error
 # while other goals stay open (JSON.lean `ProofStepResponse` prints `messages` whenever
-# there are some; Main.lean `getProofStatus` says open goals whenever goals remain).
+# there are some; Main.lean `getProofStatus` says open goals whenever goals remain); a
+# proof state with several root goals (an `allTactics` entry after `constructor`) closed,
+# with or without a sorry on the way (`getProofStatus`: "Not verified: more than one
+# initial goal" before it looks at the proof).
 _AT = {"line": 0, "column": 0}
 SOURCE_ONLY = [
     {"message": "Unknown proof State."},
@@ -44,6 +47,19 @@ SOURCE_ONLY = [
         "proofState": 1,
         "messages": [{"severity": "error", "pos": _AT, "endPos": _AT, "data": "..."}],
         "goals": ["⊢ q"],
+    },
+    {"proofStatus": "Not verified: more than one initial goal", "proofState": 1, "goals": []},
+    {
+        "proofStatus": "Not verified: more than one initial goal",
+        "proofState": 1,
+        "messages": [{"severity": "error", "pos": _AT, "endPos": _AT, "data": "..."}],
+        "goals": [],
+    },
+    {
+        "sorries": [{"proofState": 2, "goal": "⊢ q"}],
+        "proofStatus": "Not verified: more than one initial goal",
+        "proofState": 1,
+        "goals": [],
     },
 ]
 

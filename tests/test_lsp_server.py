@@ -238,7 +238,7 @@ def test_prove_theorem_needs_lean_and_says_so(tmp_path):
 
 def test_prove_theorem_searches_with_progress_and_reports(tmp_path):
     text = "theorem t (p q : Prop) (hp : p) (hq : q) : q ∧ p := by\n  sorry\n"
-    graph = write_graph(tmp_path / "g.json", [sorry_command(text[:-1], GOAL, all_tactics=True)])
+    graph = write_graph(tmp_path / "g.json", [sorry_command(text[:-1], GOAL)])
 
     async def scenario():
         options = fake_lean_options(graph, **FAST_MODEL, proveExpansions=1)
@@ -267,9 +267,9 @@ def test_prove_file_searches_every_hole_and_reports_each(tmp_path):
     graph = write_graph(
         tmp_path / "g.json",
         [
-            sorry_command(one + "sorry", GOAL, all_tactics=True),
+            sorry_command(one + "sorry", GOAL),
             plain_command(one + "sorry\n\n"),
-            sorry_command(two + "sorry", GOAL, requires=[one + "sorry\n\n"], all_tactics=True),
+            sorry_command(two + "sorry", GOAL, requires=[one + "sorry\n\n"]),
         ],
     )
 

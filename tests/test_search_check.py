@@ -23,7 +23,13 @@ from segpilot.lean.errors import ReplCrashedError
 from segpilot.lean.protocol import Command, ProofStep, Request
 from segpilot.lean.repl import ReplSettings
 from segpilot.lean.supervisor import SupervisedRepl
-from segpilot.search.check import LeanChecker, LeanState, Outcome, ProofContext, as_one_tactic
+from segpilot.search.check import (
+    LeanChecker,
+    LeanState,
+    ProofContext,
+    StaleStateError,
+    as_one_tactic,
+)
 
 FAKE = FAKES / "fake_repl.py"
 HEADER = "def double (n : Nat) : Nat := n + n\n"
@@ -230,10 +236,12 @@ def test_outcome_cache_hit_does_not_call_the_repl(checker: LeanChecker, repl: Co
     assert checker.stats()["outcomes"] == 1
 
 
-def test_unknown_proof_state_is_an_error_that_is_not_cached(checker: LeanChecker) -> None:
+def test_a_state_the_repl_forgot_is_a_lean_failure_not_a_verdict(checker: LeanChecker) -> None:
     root = root_state(checker)
     stale = LeanState(999, root.goals, root.env)
-    assert checker.check(stale, "constructor") == Outcome("error", message="Unknown proof state.")
+    with pytest.raises(StaleStateError, match="999"):
+        checker.check(stale, "constructor")
+    assert checker.cached(stale, "constructor") is None
     assert checker.check(root, "constructor").kind == "progress"
 
 
@@ -339,3 +347,62 @@ def test_the_import_block_is_elaborated_once_and_the_rest_continued(tmp_path: Pa
     assert [c for c, _ in cmds].count(IMPORTS) == 1
     assert checker.calls["imports"] == 1 and checker.calls["header"] == 2
     assert all(not fresh for c, fresh in cmds[1:])  # the rest runs on the imports' env
+
+
+BY_LINE = "theorem and_swap (p q : Prop) (hp : p) (hq : q) : q ∧ p := by"
+
+
+def test_a_cursor_right_after_by_gets_its_state(tmp_path: Path) -> None:
+    graph = write_graph(
+        tmp_path / "g.json", [sorry_command(BY_LINE + " sorry", GOAL, all_tactics=True)]
+    )
+    with fake_repl(tmp_path, graph) as repl:
+        checker = LeanChecker(repl)
+        state = checker.state_at(ProofContext("", BY_LINE))
+        checker.close()
+    assert state is not None and state.goals == (GOAL,)  # not `bysorry`, one identifier
+
+
+AFTER_SPLIT = BODY + "constructor\n  "
+
+
+def split_graph(path: Path) -> Path:
+    return write_graph(
+        path,
+        [
+            sorry_command(
+                AFTER_SPLIT + "sorry",
+                [LEFT, RIGHT],
+                all_tactics=True,
+                goals_before={"constructor": GOAL},
+            ),
+            sorry_command(AFTER_SPLIT + "sorry", [LEFT, RIGHT]),
+        ],
+        [tactic_edge([LEFT], "exact hq", []), tactic_edge([RIGHT], "exact hp", [])],
+    )
+
+
+def test_closing_every_goal_of_a_several_goal_state_counts_as_closed(tmp_path: Path) -> None:
+    """The REPL never verifies a state with several root goals ("Not verified: more than
+    one initial goal"); closing them all without error or sorry is closing them."""
+    with fake_repl(tmp_path, split_graph(tmp_path / "g.json")) as repl:
+        checker = LeanChecker(repl)
+        state = checker.state_at(ProofContext("", AFTER_SPLIT))
+        assert state is not None and state.goals == (LEFT, RIGHT)
+        both = checker.check(state, "· exact hq\n· exact hp")
+        one = checker.check(state, "exact hq")
+        checker.close()
+    assert both.kind == "closed"
+    assert (one.kind, one.goals) == ("progress", (RIGHT,))
+
+
+def test_a_hole_state_is_the_sorrys_own_main_goal(tmp_path: Path) -> None:
+    with fake_repl(tmp_path, split_graph(tmp_path / "g.json")) as repl:
+        checker = LeanChecker(repl)
+        hole = checker.state_at(ProofContext("", AFTER_SPLIT), hole=True)
+        cursor = checker.state_at(ProofContext("", AFTER_SPLIT))
+        closed = checker.check(hole, "exact hq") if hole is not None else None
+        checker.close()
+    assert hole is not None and hole.goals == (LEFT,)
+    assert cursor is not None and cursor.goals == (LEFT, RIGHT)
+    assert closed is not None and closed.kind == "closed"

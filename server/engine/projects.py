@@ -30,6 +30,8 @@ class LeanProject:
     checker: LeanChecker | None = None
     lean_server: LeanServerClient | None = None
     errors: list[str] = field(default_factory=list)
+    answered: bool = False
+    """Whether its REPL has answered once."""
     start_error: str = ""
     """Why the REPL command could not be started here ("" if it could, or was not tried):
     Lean counts as found only where its command starts and answers."""
@@ -94,6 +96,7 @@ class LeanProject:
             await asyncio.to_thread(self.checker.close)
             self.checker = None
         self.start_error = ""
+        self.answered = False
         await self.close_server()
 
 

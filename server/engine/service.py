@@ -24,7 +24,8 @@ from typing import Any
 from segpilot.engine.goals import GoalAt
 from segpilot.engine.projects import LeanProject, Projects
 from segpilot.engine.settings import Settings
-from segpilot.lean.errors import LeanProcessError, ReplStartError
+from segpilot.errors import SegpilotError
+from segpilot.lean.errors import LeanProcessError, ReplCrashedError, ReplStartError
 from segpilot.lean.positions import TextPosition
 from segpilot.lean.project import command_found
 from segpilot.lean.source import ProofSite
@@ -182,13 +183,15 @@ class Engine:
             return None, ""
         try:
             state = await asyncio.to_thread(checker.state_at, ProofContext(site.header, site.body))
-        except ReplStartError as err:
-            self.note_error(f"Lean REPL does not start in {project.root}: {err}")
-            project.start_error = str(err)
-            return None, str(err)
         except LeanProcessError as err:
-            self.note_error(f"Lean REPL failed in {project.root}: {err}")
+            if isinstance(err, (ReplStartError, ReplCrashedError)) and not project.answered:
+                # It never answered: the command is not a working REPL here.
+                self.note_error(f"Lean REPL does not start in {project.root}: {err}")
+                project.start_error = str(err)
+            else:
+                self.note_error(f"Lean REPL failed in {project.root}: {err}")
             return None, str(err)
+        project.answered = True
         return state, ""
 
     async def goal_at(
@@ -501,4 +504,6 @@ def _log_job_failure(task: asyncio.Future[Any]) -> None:
         return
     err = task.exception()
     if err is not None:
-        log.error("background job failed: %s", err, exc_info=err)
+        # Known failures (a missing model, Lean down) are one line; others get a traceback.
+        known = isinstance(err, SegpilotError)
+        log.error("suggestion job failed: %s", err, exc_info=None if known else err)

@@ -24,8 +24,9 @@ _DECL_START = re.compile(
 )
 _OPEN, _CLOSE = "([{⦃⟨", ")]}⦄⟩"
 # What may stand before the typed text on the cursor's line: indentation, focusing dots,
-# or the `by` that opens the proof.
-_LEAD = re.compile(r"^(?:.*:=\s*by\b\s*|\s*(?:[·.]\s+)*)")
+# `case tag =>` and `next =>` (the goal there is the focused one), or the `by` that opens
+# the proof.
+_LEAD = re.compile(r"^(?:.*:=\s*by\b\s*|\s*(?:(?:[·.]|(?:case|next)\b[^\n]*?=>)\s+)*)")
 _SORRY = re.compile(r"(?<![\w'.])sorry(?![\w'!?])")
 
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -167,7 +168,7 @@ async def prove(ls: SegpilotServer, uri: str, line: int | None, title: str) -> d
     """Search every hole of the theorem at `line` (or of the file when None), then apply
     the proofs found in one edit, if the document did not change meanwhile."""
     engine = ls.require_engine()
-    document = ls.workspace.text_documents.get(uri)
+    document = ls.workspace.text_documents.get(unquote(uri))
     if document is None:
         raise fail(f"{uri} is not open")
     text, version = document.source, document.version
@@ -192,7 +193,7 @@ async def prove(ls: SegpilotServer, uri: str, line: int | None, title: str) -> d
             cancelled.set()
             raise
     proved = [f for f in results if f.proved]
-    current = ls.workspace.text_documents.get(uri)
+    current = ls.workspace.text_documents.get(unquote(uri))
     unchanged = current is not None and current.version == version
     edits = [
         replace_edit(uri, version, text, f.hole, f.replacement, len(SORRY))

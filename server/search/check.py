@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from segpilot.lean.errors import LeanProcessError
 from segpilot.lean.goals import GoalState, parse_goals
 from segpilot.lean.protocol import (
     Command,
@@ -43,6 +44,7 @@ SKIP = "skip"
 LEAN_ERROR_PREFIX = "Lean error:\n"
 USES_SORRY = "uses sorry"
 CONTAINS_SORRY = "Incomplete: contains sorry"
+NOT_VERIFIED = "Not verified: more than one initial goal"
 # Lean 4 prints "declaration uses `sorry`"; older versions quoted it as 'sorry'.
 _SORRY_WARNING = re.compile(r"declaration uses [`']sorry[`']")
 
@@ -131,7 +133,10 @@ def _outcome(before: LeanState, reply: ProofStepResponse | ReplError) -> Outcome
         return Outcome("error", message=_error_text(reply.messages))
     if reply.sorries or reply.proof_status == CONTAINS_SORRY:
         return Outcome("error", message=USES_SORRY)
-    if reply.is_complete:
+    if reply.is_complete or (not reply.goals and reply.proof_status == NOT_VERIFIED):
+        # A state with several root goals (every goal at the cursor) is never verified by
+        # the REPL (Main.lean `getProofStatus`); no goal, error or sorry is left, and a
+        # finished proof is re-checked in command mode before it is written anywhere.
         return Outcome("closed")
     if not reply.goals:  # no goal left, yet not complete: e.g. metavariables remain
         return Outcome("error", message=reply.proof_status or "the proof is not complete")
@@ -139,9 +144,18 @@ def _outcome(before: LeanState, reply: ProofStepResponse | ReplError) -> Outcome
     return Outcome(kind, reply.goals, reply.proof_state)
 
 
-def _our_sorry_position(body: str) -> tuple[int, int]:
-    """Where Lean reports the `sorry` appended to `body`: 1-based line, code-point column."""
-    return body.count("\n") + 1, len(body) - (body.rfind("\n") + 1)
+def with_hole(body: str) -> tuple[str, tuple[int, int]]:
+    """`body` with a `sorry` appended (after a space when it ends in a word, as `:= by`
+    does: `bysorry` would be one identifier), and where Lean reports that sorry: 1-based
+    line, code-point column."""
+    if body and not body[-1].isspace():
+        body += " "
+    return body + SORRY, (body.count("\n") + 1, len(body) - (body.rfind("\n") + 1))
+
+
+class StaleStateError(LeanProcessError):
+    """A proof state the checker held is gone from the REPL (its records were bounded, or
+    it restarted without them)."""
 
 
 class LeanChecker:
@@ -164,7 +178,7 @@ class LeanChecker:
         self._import_timeout_s = import_timeout_s
         self._imports: Lru[str, int | None] = Lru(HEADER_CACHE_SIZE)
         self._headers: Lru[tuple[int | None, str], int | None] = Lru(HEADER_CACHE_SIZE)
-        self._states: Lru[tuple[int | None, str], LeanState | None] = Lru(cache_size)
+        self._states: Lru[tuple[int | None, str, bool], LeanState | None] = Lru(cache_size)
         self._outcomes: Lru[tuple[int | None, str, str], Outcome] = Lru(cache_size)
         self.calls: Counter[str] = Counter()
 
@@ -201,30 +215,54 @@ class LeanChecker:
                 return False, None
         if not rest.strip():
             return True, env
-        after = self._cached_env(self._headers, (env, rest), "header", Command(rest, env=env))
+        # The declarations above the cursor can take as long to elaborate as the imports.
+        request = Command(rest, env=env)
+        after = self._cached_env(
+            self._headers, (env, rest), "header", request, self._import_timeout_s
+        )
         return after is not None, after
 
-    def state_at(self, context: ProofContext) -> LeanState | None:
+    def state_at(self, context: ProofContext, *, hole: bool = False) -> LeanState | None:
         """The proof state at the end of `context.body`, with every goal open there, or
         `None` when there is none (the cursor is not in a tactic block, the text does not
-        parse, the REPL refused)."""
+        parse, the REPL refused). With `hole`, the state of a `sorry` written there
+        instead: its main goal alone, what a proof replacing that `sorry` must close."""
         usable, env = self._environment(context.header)
         if not usable:
             return None
-        key = (env, context.body)
+        key = (env, context.body, hole)
         with self._lock:
             if key in self._states:
                 return self._states.get(key)
-        state = self._state_of(context.body, env)
+        state = self._hole_of(context.body, env) if hole else self._state_of(context.body, env)
         with self._lock:
             self._states.put(key, state)
         return state
 
-    def _state_of(self, body: str, env: int | None) -> LeanState | None:
-        reply = self._run("state", Command(body + SORRY, env=env, all_tactics=True))
+    def _hole_of(self, body: str, env: int | None) -> LeanState | None:
+        text, where = with_hole(body)
+        reply = self._run("state", Command(text, env=env))
         if isinstance(reply, ReplError):
             return None
-        where = _our_sorry_position(body)
+        ours = next(
+            (
+                s
+                for s in reply.sorries
+                if s.pos is not None
+                and (s.pos.line, s.pos.column) == where
+                and s.proof_state is not None
+            ),
+            None,
+        )
+        if ours is None or ours.proof_state is None:
+            return None
+        return LeanState(ours.proof_state, (ours.goal,), env)
+
+    def _state_of(self, body: str, env: int | None) -> LeanState | None:
+        text, where = with_hole(body)
+        reply = self._run("state", Command(text, env=env, all_tactics=True))
+        if isinstance(reply, ReplError):
+            return None
         ours = next(
             (
                 t.proof_state
@@ -255,12 +293,27 @@ class LeanChecker:
         if found is not None:
             return found
         reply = self._run("check", ProofStep(as_one_tactic(block), state.proof_state))
+        if isinstance(reply, ReplError) and not reply.message.startswith(LEAN_ERROR_PREFIX):
+            # Not Lean's verdict on the block (`Unknown proof state.`: the supervisor no
+            # longer holds the state): the state is forgotten here too, and the caller
+            # gets a Lean failure rather than a list of rejected candidates.
+            self._forget(state.proof_state)
+            raise StaleStateError(f"the REPL no longer knows proof state {state.proof_state}")
         outcome = _outcome(state, reply)
-        # A refusal that is not Lean's (`Unknown proof state.`) says nothing about the block.
-        if not isinstance(reply, ReplError) or reply.message.startswith(LEAN_ERROR_PREFIX):
-            with self._lock:
-                self._outcomes.put((state.env, state.key(), block), outcome)
+        with self._lock:
+            self._outcomes.put((state.env, state.key(), block), outcome)
         return outcome
+
+    def _forget(self, proof_state: int) -> None:
+        with self._lock:
+            stale = [
+                key
+                for key in self._states
+                if (found := self._states.find(key)) is not None
+                and found.proof_state == proof_state
+            ]
+            for key in stale:
+                self._states.drop(key)
 
     def check_many(
         self,

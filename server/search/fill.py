@@ -68,7 +68,9 @@ def fill(
     site = proof_site(text, hole.line, hole.column)
     if site.typed:
         return Filled(hole, None, message=f"a sorry inside `{site.typed}`: only tactic holes")
-    root = checker.state_at(ProofContext(site.header, site.body))
+    # The sorry's own state: its main goal alone, all that a proof in its place must close
+    # (the other goals open there belong to the tactics after it).
+    root = checker.state_at(ProofContext(site.header, site.body), hole=True)
     if root is None:
         return Filled(hole, None, message="Lean gives no proof state at this sorry")
     result = best_first(policy, checker, root, budget, cancel=cancel, on_progress=on_progress)

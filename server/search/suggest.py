@@ -97,7 +97,9 @@ def propose_checked(
         )
     except LeanProcessError as err:
         items = tuple(Checked(c, None) for c in candidates)
-        return Proposal(goal, items, False, str(err), model_s, time.monotonic() - started)
+        # Shown unchecked, but not kept: once Lean is back the same goal is checked.
+        check_s = time.monotonic() - started
+        return Proposal(goal, items, False, str(err), model_s, check_s, complete=False)
     check_s = time.monotonic() - started
     done = [Checked(c, o) for c, o in zip(candidates, outcomes, strict=True) if o is not None]
     return Proposal(

@@ -29,9 +29,9 @@ text is `ppGoals` of them joined with one newline, so the list is never read bac
 that text: a recording stores it in the entry's `fake:goals` field, which the fake strips
 (fields named `fake:...` never go on the wire). Without one, the entry must be unambiguous
 (`no goals`, or one `⊢` line: one goal), else the graph is refused at start (exit 3).
-`fake:pending` marks an entry inside a focusing block (`·`, `case`, a nested `by`), whose
-root goal keeps other goals open. A sorry earlier in the reply than an entry puts a sorry in
-its root's proof already (the status below).
+An entry's proof state has its own goals as root goals (InfoTree.lean
+`findAllInfoTactics` passes each entry its `goalsBefore`): closing them all is `Completed`
+with one root and `Not verified: more than one initial goal` with several.
 
 Tactics are parsed first, by a model of `Parser.runParserCategory env `tactic t`
 (Snapshots.lean `ProofSnapshot.runString`): exactly ONE tactic, then end of input, else
@@ -138,6 +138,8 @@ OPEN_GOALS = "Incomplete: open goals remain"
 CONTAINS_SORRY = "Incomplete: contains sorry"
 CONTAINS_MVARS = "Incomplete: contains metavariable(s)"
 COMPLETED = "Completed"
+# Main.lean `getProofStatus`: a finished proof is checked only when it has one root goal.
+NOT_VERIFIED = "Not verified: more than one initial goal"
 LEAN_ERROR = "Lean error:\n"
 AT_ZERO = {"line": 0, "column": 0}  # where tactic-mode messages sit (test:invalid_tactic)
 LINE_WIDTH = 80  # Lean's `Json.pretty` default
@@ -1469,6 +1471,11 @@ class State:
     status: str | None = None
     sorry: bool = False
     pending: bool = False
+    roots: int = 1
+    """Its root goals: those `getProofStatus` checks the proof of. An `allTactics` entry's
+    state has the goals before that tactic as its roots (InfoTree.lean
+    `findAllInfoTactics` hands each entry its own `goalsBefore`; Main.lean `tactics`),
+    a command sorry's state its one goal; a step keeps the roots of the state it ran on."""
 
 
 def _options(request: dict[str, Any]) -> dict[str, Any]:
@@ -1522,10 +1529,6 @@ def entry_goals(info: dict[str, Any]) -> list[str]:
     if sum(line.startswith("⊢") for line in text.split("\n")) == 1:
         return [text]
     raise Fatal(f"fake_repl: say the goals behind {text!r} in fake:goals (tactics entry)", 3)
-
-
-def _before(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
-    return a is not None and b is not None and (a["line"], a["column"]) < (b["line"], b["column"])
 
 
 class FakeRepl:
@@ -1583,9 +1586,10 @@ class FakeRepl:
                 sorry["proofState"] = self._new_state(State([sorry["goal"]]))
         for info in reply.get("tactics", []):  # all goals before the tactic
             if info.get("proofState") is not None:
-                earlier = any(_before(s.get("pos"), info.get("pos")) for s in sorries)
-                state = State(entry_goals(info), None, earlier, info.get("fake:pending", False))
-                info["proofState"] = self._new_state(state)
+                goals = entry_goals(info)
+                # Its roots are its own goals: an earlier sorry or a goal pending outside
+                # them is no part of their proof.
+                info["proofState"] = self._new_state(State(goals, roots=len(goals)))
         self.envs.append((*lineage, text))
         reply["env"] = len(self.envs) - 1
         return public(reply)
@@ -1621,7 +1625,7 @@ class FakeRepl:
         if found.traces:
             reply["traces"] = found.traces
         new = State(found.goals, None if found.goals else status)
-        new.sorry, new.pending = state.sorry or found.sorry, state.pending
+        new.sorry, new.pending, new.roots = state.sorry or found.sorry, state.pending, state.roots
         reply.update(proofStatus=status, proofState=self._new_state(new), goals=found.goals)
         return reply
 
@@ -1629,6 +1633,8 @@ class FakeRepl:
         """Main.lean `getProofStatus`, from what the recordings said."""
         if found.goals:
             return OPEN_GOALS
+        if state.roots > 1:
+            return NOT_VERIFIED
         status = found.status
         if status is None:
             raise Fatal(f"fake_repl: nothing tells the proof status after {text!r}", 3)

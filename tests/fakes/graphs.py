@@ -69,7 +69,7 @@ def _declaration_name(cmd: str) -> tuple[int, int]:
     return 0, len(cmd.split("\n")[0])
 
 
-def _tactic_entry(cmd: str, node: fake_repl.Syn, goals: list[str], pending: bool) -> dict[str, Any]:
+def _tactic_entry(cmd: str, node: fake_repl.Syn, goals: list[str]) -> dict[str, Any]:
     """An `allTactics` entry (transcripts `all_tactics`, `calc`): `goals` prints every goal
     before the tactic joined by one newline; the list itself is kept in `fake:goals`, which
     the fake strips. Lean pretty-prints `tactic`; this is the source text. `usedConstants`
@@ -82,7 +82,6 @@ def _tactic_entry(cmd: str, node: fake_repl.Syn, goals: list[str], pending: bool
         **_span(cmd, node.start, node.end),
         "goals": "\n".join(goals) if goals else "no goals",
         "fake:goals": goals,
-        **({"fake:pending": True} if pending else {}),
     }
 
 
@@ -130,7 +129,7 @@ def sorry_command(
         at_sorry = {found[i][0]: lists[i] for i in range(len(found))}
         before = {k: goal_list(v) for k, v in (goals_before or {}).items()}
         entries = []
-        for node, depth in walked:
+        for node, _depth in walked:
             if not node.substantive:
                 continue
             if node.kind == "leaf" and node.name == "sorry":
@@ -139,7 +138,7 @@ def sorry_command(
                 listed = before[node.text]
             else:
                 raise ValueError(f"goals_before needs the goals before {node.text!r}")
-            entries.append(_tactic_entry(cmd, node, listed, depth > 0))
+            entries.append(_tactic_entry(cmd, node, listed))
         if entries:
             reply["tactics"] = entries
     return _command(cmd, reply, requires, all_tactics)
