@@ -43,10 +43,12 @@ from segpilot.lean.lsp_transport import (
     LspResponseError,
 )
 from segpilot.lean.positions import DocumentPositions, LspPosition, TextPosition
+from segpilot.lean.settings import LeanSettings
 
-DEFAULT_COMMAND = ("lake", "serve")
-DEFAULT_REQUEST_TIMEOUT_S = 30.0
-DEFAULT_ELABORATION_TIMEOUT_S = 600.0
+_LEAN = LeanSettings()  # the declared defaults ([lean] settings)
+DEFAULT_COMMAND = tuple(_LEAN.server_command)
+DEFAULT_REQUEST_TIMEOUT_S = _LEAN.server_request_timeout_s
+DEFAULT_ELABORATION_TIMEOUT_S = _LEAN.elaboration_timeout_s
 # Server->client requests that need nothing from us (Lean registers a file watcher after
 # `initialized`); any other one is answered with MethodNotFound.
 _ACCEPTED_SERVER_REQUESTS = frozenset(
