@@ -14,6 +14,8 @@ from lsprotocol import types
 pytestmark = pytest.mark.slow
 
 NO_LEAN = {"replCommand": ["segpilot-no-such-repl"], "leanServerCommand": ["no-such-lake"]}
+# Enough samples that the default model offers blocks here (seeded: always the same ones).
+OFFERS = {"k": 8, "maxTokens": 24}
 HOLE = "theorem t (p q : Prop) (hp : p) (hq : q) : p ∧ q := by\n  sorry\n"
 
 
@@ -30,8 +32,10 @@ def at(uri: str, line: int, character: int) -> dict[str, Any]:
 
 
 def test_code_actions_are_well_formed_and_their_command_runs(tmp_path):
+    options = {**NO_LEAN, **OFFERS}
+
     async def scenario():
-        async with sidecar(tmp_path, {**NO_LEAN, **FAST_MODEL}) as car:
+        async with sidecar(tmp_path, options) as car:
             uri = car.open(tmp_path / "H.lean", HOLE)
             params = types.CodeActionParams(
                 text_document=types.TextDocumentIdentifier(uri),
@@ -123,8 +127,12 @@ def test_did_change_configuration_applies_a_good_change(tmp_path):
         async with sidecar(tmp_path, {**NO_LEAN, **FAST_MODEL}) as car:
             uri = car.open(tmp_path / "H.lean", HOLE)
             car.client.workspace_did_change_configuration(
-                types.DidChangeConfigurationParams(settings={"segpilot": {"maxItems": 1}})
+                types.DidChangeConfigurationParams(
+                    settings={"segpilot": {**NO_LEAN, **OFFERS, "maxItems": 1}}
+                )
             )
+            # The new model settings load in the background: ask once they are in.
+            await car.wait_for(lambda s: s.stats.reloads >= 1, what="the model reloaded")
             items = await car.inline(uri, 1, 2)
             await car.stop()
             return items, car.log()
