@@ -2,10 +2,11 @@
 
 A block is stored flush left (its first tactic at column 0, nested lines keeping their relative
 indentation); `insert_text` re-indents it for the column where it goes. Clean-up drops comments
-and blank lines, and cuts the block at the first line that is not a tactic: prose, a Markdown
-fence or heading, a special token, an echoed `⊢` goal, or a new declaration (the proof is over).
-Commands that would change the environment are not cut here: they reach the safety filter and
-reject the whole candidate, with the reason kept.
+and blank lines, and cuts the block at the first top-level line that is not a tactic: one whose
+first word is not in the tactic lexicon (`segpilot.model.lexicon`): prose, a Markdown fence or
+heading, a special token, an echoed `⊢` goal, an unknown word, or a new declaration (the proof
+is over). Commands that would change the environment, and `sorry`, are not cut here: they
+reach the safety filter and reject the whole candidate, with the reason kept.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from segpilot.lean.lexer import LexError, strip_comments
+from segpilot.model import safety
+from segpilot.model.lexicon import is_tactic_line, tactic_starts
 
 _NOT_A_TACTIC = re.compile(
     r"""^(?:
@@ -75,7 +78,9 @@ def indent_block(block: str, column: int) -> str:
 
 def clean_block(text: str, *, truncated: bool = False) -> str:
     """Normalise a raw block: comments, blank lines and trailing spaces out, tabs to spaces,
-    flush left, cut at the first line that is not a tactic. With `truncated` (generation hit
+    flush left, cut at the first top-level line that does not lead with a lexicon tactic
+    (unless the safety filter rejects that line: it stays, so the filter rejects the whole
+    block with its reason). With `truncated` (generation hit
     its token or time limit) an unfinished last line is dropped. Returns "" when nothing is
     left. A comment left open is kept as it is, for the safety filter to reject."""
     with contextlib.suppress(LexError):
@@ -85,9 +90,17 @@ def clean_block(text: str, *, truncated: bool = False) -> str:
         raw_lines = raw_lines[:-1]
     lines = textwrap.dedent("\n".join(line.rstrip() for line in raw_lines if line.strip()))
     kept: list[str] = []
-    for line in lines.split("\n") if lines else []:
+    starts = set(tactic_starts(lines))
+    for number, line in enumerate(lines.split("\n") if lines else []):
         at_base = not line[:1].isspace()
         if at_base and _NOT_A_TACTIC.match(line):
+            break
+        if (
+            at_base
+            and number in starts
+            and not is_tactic_line(line)
+            and safety.check(line, lexicon=False).ok
+        ):
             break
         kept.append(line)
     return textwrap.dedent("\n".join(kept))

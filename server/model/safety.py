@@ -14,6 +14,11 @@ to, qualified or not: `_root_.sorryAx`), and `apply?` (which admits the goal whe
 closes it). The words match as whole names only: not inside another name (`sorry_lemma`,
 `my_admit`, `admit'`), nor as a field (`h.sorry` is a projection, not the keyword), nor in a
 comment or a string. A quoted name such as `«sorry»` counts (the quotes are dropped first).
+
+The allow-side (`allowed`): every line that starts a tactic must lead with a tactic of the
+lexicon (`segpilot.model.lexicon.TACTICS`, the same list the clean-up and `segpilot eval`
+use); an unknown leading word is not a tactic. It runs after the deny-side, so a block that is
+both unsafe and unknown gets the unsafe reason.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from segpilot.lean.lexer import LexError, code_only
+from segpilot.model.lexicon import first_non_tactic
 
 # Cyrillic, Greek and other letters that render like Latin ones (Unicode confusables).
 _CONFUSABLES = str.maketrans(
@@ -136,6 +142,7 @@ _SORRY = re.compile(
 
 
 SORRY_REASON = "admits the goal instead of proving it: never a proof"
+NOT_A_TACTIC_REASON = "is not a tactic of the lexicon"
 
 
 @dataclass(frozen=True)
@@ -153,8 +160,25 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).translate(_CONFUSABLES)
 
 
-def check(block: str) -> Verdict:
-    """Check one tactic block; the reason names the line and the offending text."""
+def allowed(block: str) -> Verdict:
+    """The allow-side alone: every tactic line of the block (comments and strings blanked)
+    leads with a lexicon tactic; the reason names the first line that does not."""
+    try:
+        code = code_only(block)
+    except LexError as err:
+        return Verdict(False, f"{err}: it would swallow what follows")
+    number = first_non_tactic(code)
+    if number is None:
+        return Verdict(True)
+    line = code.split("\n")[number].strip()
+    word = line.split()[0] if line.split() else line
+    return Verdict(False, f"line {number + 1}: {word!r} {NOT_A_TACTIC_REASON}")
+
+
+def check(block: str, *, lexicon: bool = True) -> Verdict:
+    """Check one tactic block; the reason names the line and the offending text. With
+    `lexicon` (the default) the allow-side runs too (see `allowed`); without it, only what
+    runs code, changes the environment or admits a goal is rejected."""
     for ch in block:
         if ch not in "\n\t" and unicodedata.category(ch) in _INVISIBLE_CATEGORIES:
             return Verdict(False, f"invisible or control character U+{ord(ch):04X}")
@@ -175,4 +199,6 @@ def check(block: str) -> Verdict:
         found = _SORRY.search(line)
         if found:
             return Verdict(False, f"line {number}: {found.group(0)!r} {SORRY_REASON}", True)
+    if lexicon:
+        return allowed(block)
     return Verdict(True)
