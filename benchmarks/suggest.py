@@ -8,7 +8,10 @@ single-sequence calls, each re-reading the prompt (the cache is emptied before e
 sequence i seeded like batched sequence i. Also measured: prompt evaluation with logits for
 the last token only (ours) against logits for every prompt token (what scoring the prompt
 would cost), our own overhead (prompt building, parsing, filtering) against model time, a
-cache hit, and resident memory.
+cache hit, and resident memory. Tactic-shaped decoding (the `constrain` setting: a grammar
+that makes every line lead with a lexicon tactic) is measured as "constrained k=8" against
+the unconstrained "batched k=8" on the same states and seeds in the same run; the other rows
+are unconstrained.
 
     .venv/bin/python benchmarks/suggest.py [--states N] [--repeat R] [--max-tokens 64] [--no-write]
 """
@@ -26,7 +29,9 @@ from pathlib import Path
 import psutil
 from _report import machine, median, p95, table, write_section
 
+from segpilot.model import lexicon
 from segpilot.model.backend import LlamaBackend, on_llama_thread
+from segpilot.model.generation import tactic_grammar
 from segpilot.model.policy import Policy
 from segpilot.model.settings import ModelSettings
 
@@ -50,15 +55,28 @@ def goal_states(n: int) -> tuple[list[str], str]:
     return states[:n], str(folder.relative_to(ROOT.parent) if SHARED.is_dir() else "tests/fixtures")
 
 
-def timed_call(policy: Policy, state: str, k: int, seed: int) -> dict:
+GRAMMAR = tactic_grammar(lexicon.TACTICS)
+
+
+def lexicon_led(text: str) -> bool:
+    """Every non-blank line starts with a lexicon tactic."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    return bool(lines) and all(lexicon.is_tactic_line(line) for line in lines)
+
+
+def timed_call(policy: Policy, state: str, k: int, seed: int, grammar: str | None = None) -> dict:
     start = time.perf_counter()
     prompt = policy.build_prompt(state)
     built = time.perf_counter()
-    generation = policy.backend.generate(prompt, k, stop=policy.preset.stop, seed=seed)
+    generation = policy.backend.generate(
+        prompt, k, stop=policy.preset.stop, seed=seed, grammar=grammar
+    )
     generated = time.perf_counter()
     policy.postprocess(generation)
     done = time.perf_counter()
     return {
+        "led": sum(lexicon_led(x.text) for x in generation.samples),
+        "samples": len(generation.samples),
         "total": done - start,
         "model": generated - built,
         "ours": (built - start) + (done - generated),
@@ -124,9 +142,23 @@ def targets(runs: dict[str, list[dict]]) -> tuple[float, float, float]:
     return ratio, rate(runs, "batched k=8") / single, single
 
 
+def constraint_cost(runs: dict[str, list[dict]]) -> tuple[float, float, float]:
+    """Constrained k = 8 against unconstrained k = 8 on the same states and seeds: median
+    s/call over median s/call, the median of the per-state time ratios, and decode tok/s
+    over decode tok/s."""
+    free, bound = runs["batched k=8"], runs["constrained k=8"]
+    calls = median([r["total"] for r in bound]) / median([r["total"] for r in free])
+    paired = median([b["total"] / f["total"] for b, f in zip(bound, free, strict=True)])
+    return calls, paired, rate(runs, "constrained k=8") / rate(runs, "batched k=8")
+
+
 def summary(runs: dict[str, list[dict]]) -> str:
     ratio, gain, _ = targets(runs)
-    return f"k=8 takes {ratio:.2f}x naive k=8; k=8 decodes {gain:.2f}x the single-sequence rate"
+    cost = constraint_cost(runs)[0]
+    return (
+        f"k=8 takes {ratio:.2f}x naive k=8; k=8 decodes {gain:.2f}x the single-sequence rate; "
+        f"constrained k=8 takes {cost:.2f}x unconstrained"
+    )
 
 
 def main() -> int:
@@ -157,6 +189,7 @@ def main() -> int:
         this: dict[str, list[dict]] = {}
         for k in KS:
             this[f"batched k={k}"] = [timed_call(policy, s, k, seed) for s in states]
+        this["constrained k=8"] = [timed_call(policy, s, 8, seed, GRAMMAR) for s in states]
         this["naive k=8"] = [naive_call(policy, s, 8, seed) for s in states]
         for name, results in this.items():
             runs.setdefault(name, []).extend(results)
@@ -193,6 +226,14 @@ def main() -> int:
     batched = [r for name, rs in runs.items() if name.startswith("batched") for r in rs]
     overhead = sum(r["ours"] for r in batched) / sum(r["model"] for r in batched)
     ratio_k8, rate_gain, single_rate = targets(runs)
+    cost_calls, cost_paired, cost_rate = constraint_cost(runs)
+    cost_rows = [
+        [i + 1, *(f"{x:.2f}" for x in constraint_cost(this))] for i, this in enumerate(repeats)
+    ]
+    led = {
+        name: sum(r["led"] for r in runs[name]) / sum(r["samples"] for r in runs[name])
+        for name in ("batched k=8", "constrained k=8")
+    }
     repeat_rows = [
         [i + 1, *(f"{x:.2f}" for x in targets(this)[:2])] for i, this in enumerate(repeats)
     ]
@@ -251,6 +292,18 @@ the seconds.
   sequences it carried:
 
 {table(["live sequences", "steps", "median ms/step", "tok/s", "× one sequence"], step_rows)}
+
+- **Tactic-shaped decoding costs {cost_calls:.2f}× the unconstrained k = 8 call** (median
+  s/call over median s/call; target ≤ 1.3); the median of the per-state ratios (same state,
+  same seeds) is {cost_paired:.2f}×, and decode runs at {cost_rate:.2f}× the unconstrained
+  tok/s. Samples whose every line leads with a lexicon tactic: {led["constrained k=8"]:.0%}
+  constrained, {led["batched k=8"]:.0%} unconstrained. Each sequence has its own copy of
+  llama.cpp's grammar sampler; a pick is checked against it alone (about 0.5 ms), and a refused
+  pick is drawn again from the 256 likeliest tokens the grammar allows (the whole vocabulary,
+  about 5 ms, only when it allows none of them). The calls differ in length too: constrained
+  samples end (or run to the token limit) at other points than free ones. Per repeat:
+
+{table(["repeat", "s/call ratio", "median per-state ratio", "tok/s ratio"], cost_rows)}
 
 - Prompt evaluation, fresh cache: {last_only:.0f} tok/s with logits for the last token only
   (what we do: scores come from the generated tokens' rows) against {every_token:.0f} tok/s

@@ -82,6 +82,7 @@ def test_changing_a_sampling_setting_misses_the_cache_and_reaches_the_backend():
         "max_tokens": 64,
         "seed": 7,
         "budget_s": 10.0,
+        "grammar": policy.grammar,  # the segment preset decodes tactic-shaped by default
     }
 
 
@@ -243,3 +244,25 @@ def test_settings_from_a_table_name_unknown_keys_and_wrong_types():
         ModelSettings.from_mapping({"k": "8"})
     with pytest.raises(SegpilotError, match="expected int"):
         ModelSettings.from_mapping({"k": True})
+
+
+def test_constrained_policy_hands_the_lexicon_grammar_to_the_backend_and_keys_its_cache():
+    answer = [("intro h", -1.0, "eos")]
+    backend = ScriptedBackend(answer, answer, answer)
+    policy = Policy(ModelSettings(k=1), backend=backend)  # segment preset: constrained
+    assert policy.constrained
+    policy.propose(STATE)
+    assert backend.sampling["grammar"] == policy.grammar
+    assert '"intro"' in policy.grammar and "root ::=" in policy.grammar
+    policy.propose(STATE)  # cached
+    assert len(backend.calls) == 1
+    free = Policy(ModelSettings(k=1, constrain="off"), backend=backend)
+    free.propose(STATE)
+    assert backend.sampling["grammar"] is None
+
+
+def test_constrain_setting_takes_only_its_choices():
+    assert ModelSettings().constrain == "auto"
+    assert ModelSettings.from_mapping({"constrain": "off"}).constrain == "off"
+    with pytest.raises(SegpilotError, match="constrain"):
+        ModelSettings.from_mapping({"constrain": "sometimes"})

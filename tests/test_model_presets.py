@@ -32,20 +32,12 @@ STATE = "x y : Nat\n⊢ x + y = y + x"
 
 # (preset, raw text, truncated by the token limit, expected tactics)
 RECORDED = [
-    # SmolLM2 through the segment preset (recorded).
-    (
-        "segment",
-        "hq : q, hq: q, hq: q\ncontains hq: q",
-        False,
-        ["hq : q, hq: q, hq: q", "contains hq: q"],
-    ),
-    (
-        "segment",
-        "conjtr\nchain conv\nOJ\nopc\ninf\nintro obs\nsynow",
-        True,
-        ["conjtr", "chain conv"],
-    ),
-    ("segment", "hk : hb hk\n⊢ hk = hl hl\nh(non-transitive, non-finite)", False, ["hk : hb hk"]),
+    # SmolLM2 through the segment preset (recorded). Unknown leading words are not tactics
+    # (the tactic lexicon, issue 9): what used to survive as "tactics" is cut now.
+    ("segment", "hq : q, hq: q, hq: q\ncontains hq: q", False, []),
+    ("segment", "conjtr\nchain conv\nOJ\nopc\ninf\nintro obs\nsynow", True, []),
+    ("segment", "intro obs\nsynow", False, ["intro obs"]),
+    ("segment", "hk : hb hk\n⊢ hk = hl hl\nh(non-transitive, non-finite)", False, []),
     (
         "segment",
         "logical nature singular. You have described a declaration of logic and several "
@@ -64,11 +56,11 @@ RECORDED = [
         "segment",
         "det\ng2idiblines\ntenadicyp, residual, descent\nOverflow\nThe Optimal",
         True,
-        ["det", "g2idiblines", "tenadicyp, residual, descent"],
+        [],
     ),
     # SmolLM2 through the step preset (recorded; the stop string "\n" already ended it).
     ("step", "simp", False, ["simp"]),
-    ("step", "break ¬h", False, ["break ¬h"]),
+    ("step", "break ¬h", False, []),
     # BFS-Prover-V2: the model echoes the state and the separator before the tactic.
     (
         "bfs-prover",
@@ -263,9 +255,27 @@ def test_user_preset_from_a_config_table_round_trips():
         ({"template": "{state}", "parser": "json"}, "unknown parser"),
         ({"template": "{state}", "stop": "\n"}, "list of non-empty strings"),
         ({"template": "{state}", "stop": [""]}, "list of non-empty strings"),
+        ({"template": "{state}", "constrain": "yes"}, "`constrain` must be true or false"),
     ],
 )
 def test_invalid_user_preset_is_rejected_with_the_reason(table, message):
     with pytest.raises(SegpilotError, match="preset 'mine'") as err:
         preset_from_mapping("mine", table)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_tactic_shaped_decoding_is_on_by_default_only_for_the_segment_and_step_presets(name):
+    policy = Policy(ModelSettings(preset=name), backend=object())
+    assert policy.constrained is (name in ("segment", "step"))
+    assert (policy.grammar is not None) is policy.constrained
+    # "on" asks for the constraint with any preset, "off" turns it off everywhere.
+    assert Policy(ModelSettings(preset=name, constrain="on"), backend=object()).constrained
+    assert not Policy(ModelSettings(preset=name, constrain="off"), backend=object()).constrained
+
+
+def test_a_user_preset_may_ask_for_tactic_shaped_decoding():
+    table = {"template": "[GOAL]{state}[PROOFSTEP]", "constrain": True}
+    settings = ModelSettings.from_mapping({"preset": "mine", "presets": {"mine": table}})
+    assert Policy(settings, backend=object()).constrained
+    assert not preset_from_mapping("other", {"template": "{state}"}).constrain

@@ -68,6 +68,9 @@ _last_level = [0]
 # (user-defined added tokens are matched either way, as Hugging Face tokenizers match them).
 _SPECIAL_ATTRS = L.LLAMA_TOKEN_ATTR_CONTROL | L.LLAMA_TOKEN_ATTR_UNKNOWN
 _ASCII_SPACE = " \t\n\v\f\r"  # what llama.cpp's isspace() strips beside LSTRIP/RSTRIP tokens
+# llama.cpp's llama_token_data (id, logit, p) as a numpy record, for whole-row grammar checks.
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+_GRAMMAR_SHORTLIST = 256  # a refused pick is drawn again from this many likeliest tokens first
 
 
 @L.llama_log_callback
@@ -131,6 +134,7 @@ class LlamaBackend:
         self._cached: list[int] = []
         self._pieces: dict[int, bytes] = {}
         self._specials: list[tuple[str, int, int]] = []  # (text, id, attributes), longest first
+        self._grammars: dict[str, Any] = {}  # GBNF text -> its parsed grammar sampler
         on_llama_thread(self._load)
         if settings.adapter_path:
             try:
@@ -177,6 +181,17 @@ class LlamaBackend:
         self._specials = _special_tokens(self._vocab, self.n_vocab)
         self._add_bos = bool(L.llama_vocab_get_add_bos(self._vocab))
         self._add_eos = bool(L.llama_vocab_get_add_eos(self._vocab))
+        # What the grammar sampler reads: one candidate (the token picked), or the whole row.
+        self._one_data = (L.llama_token_data * 1)()
+        self._one = L.llama_token_data_array(self._one_data, 1, -1, False)
+        self._row = np.zeros(self.n_vocab, dtype=_TOKEN_DATA)
+        self._row_ids = np.arange(self.n_vocab, dtype=np.int32)
+        self._all = L.llama_token_data_array(
+            ctypes.cast(self._row.ctypes.data, ctypes.POINTER(L.llama_token_data)),
+            self.n_vocab,
+            -1,
+            False,
+        )
 
     def close(self) -> None:
         """Free the model, context and adapter (idempotent)."""
@@ -184,6 +199,9 @@ class LlamaBackend:
             on_llama_thread(self._free)
 
     def _free(self) -> None:
+        for sampler in self._grammars.values():
+            L.llama_sampler_free(sampler)
+        self._grammars.clear()
         L.llama_batch_free(self._batch)
         L.llama_free(self._ctx)
         if self._adapter:
@@ -350,12 +368,18 @@ class LlamaBackend:
         seed: int | None = None,
         budget_s: float | None = None,
         cancel: threading.Event | None = None,
+        grammar: str | None = None,
     ) -> Generation:
         """Sample `k` continuations of `prompt` that share one evaluation of it.
 
         Unset sampling arguments come from the settings. Each sequence stops at an
         end-of-generation token, at a stop string (cut off), or after `max_tokens`; all stop
         when the wall-clock budget is spent or `cancel` is set (the partial texts are kept).
+
+        `grammar` (GBNF text, root rule `root`; see `generation.tactic_grammar`) constrains
+        every sequence through its own copy of llama.cpp's grammar sampler: a picked token the
+        grammar refuses is drawn again, with the same uniform, from the tokens it allows.
+        Scores stay the model's own log-probabilities.
         """
         s = self.settings
         if not 1 <= k <= MAX_SEQUENCES:
@@ -371,6 +395,7 @@ class LlamaBackend:
             s.seed if seed is None else seed,
             s.budget_s if budget_s is None else budget_s,
             cancel,
+            grammar,
         )
 
     def _generate(
@@ -384,6 +409,7 @@ class LlamaBackend:
         seed: int,
         budget_s: float,
         cancel: threading.Event | None,
+        grammar: str | None,
     ) -> Generation:
         start = time.perf_counter()
         deadline = start + budget_s
@@ -401,6 +427,7 @@ class LlamaBackend:
         # Sequence i draws from seed + i, so k single calls with seeds seed..seed+k-1 make a
         # like-for-like baseline (not bit-identical: one-token batches round differently).
         seqs = [_Seq(np.random.default_rng(seed + i), [], bytearray()) for i in range(k)]
+        base = self._grammar(grammar) if grammar else None
         reused, first = self._eval_prompt(tokens, deadline, cancel)
         prompt_s = time.perf_counter() - start
         steps: list[tuple[int, float]] = []
@@ -412,9 +439,23 @@ class LlamaBackend:
             mem = L.llama_get_memory(self._ctx)
             for i in range(1, k):
                 L.llama_memory_seq_cp(mem, 0, i, -1, -1)
-            steps = self._decode_loop(
-                seqs, first, len(tokens), stop, temperature, top_p, max_tokens, deadline, cancel
-            )
+            grammars = [L.llama_sampler_clone(base) for _ in seqs] if base else None
+            try:
+                steps = self._decode_loop(
+                    seqs,
+                    first,
+                    len(tokens),
+                    stop,
+                    temperature,
+                    top_p,
+                    max_tokens,
+                    deadline,
+                    cancel,
+                    grammars,
+                )
+            finally:
+                for sampler in grammars or ():
+                    L.llama_sampler_free(sampler)
             self._forget_generated(k, len(tokens))
         samples = tuple(
             Sample(seq.text, len(seq.tokens), seq.logprob, seq.finish or "length") for seq in seqs
@@ -460,9 +501,11 @@ class LlamaBackend:
         max_tokens: int,
         deadline: float,
         cancel: threading.Event | None,
+        grammars: list[Any] | None = None,
     ) -> list[tuple[int, float]]:
         """Sample until every sequence has finished; return (live sequences, seconds) for
-        each decode step."""
+        each decode step. With `grammars` (one sampler per sequence) each pick obeys its
+        sequence's grammar."""
         steps: list[tuple[int, float]] = []
         mem = L.llama_get_memory(self._ctx)
         live = list(range(len(seqs)))
@@ -470,7 +513,21 @@ class LlamaBackend:
         while live:
             uniforms = np.array([seqs[i].rng.random() for i in live])
             picked, logprobs = sample_rows(rows, temperature, top_p, uniforms)
-            for i, token, logprob in zip(live, picked.tolist(), logprobs.tolist(), strict=True):
+            for j, (i, token, logprob) in enumerate(
+                zip(live, picked.tolist(), logprobs.tolist(), strict=True)
+            ):
+                if grammars is not None:
+                    grammar = grammars[i]
+                    if not self._grammar_allows(grammar, token):
+                        found = self._constrained_pick(
+                            grammar, rows[j], temperature, top_p, uniforms[j]
+                        )
+                        if found is None:  # the grammar allows nothing more: end here
+                            seqs[i].finish = "stop"
+                            continue
+                        token, logprob = found
+                    if not L.llama_vocab_is_eog(self._vocab, token):
+                        L.llama_sampler_accept(grammar, token)
                 self._advance(seqs[i], token, logprob, stop, max_tokens)
             for i in live:
                 if seqs[i].finish is not None:
@@ -493,6 +550,56 @@ class LlamaBackend:
             steps.append((len(live), time.perf_counter() - step_start))
             rows = self._logits(len(live))
         return steps
+
+    def _grammar(self, text: str) -> Any:
+        """The parsed grammar sampler of a GBNF text (parsed once per backend)."""
+        sampler = self._grammars.get(text)
+        if sampler is None:
+            _log_tail.clear()
+            sampler = L.llama_sampler_init_grammar(self._vocab, text.encode(), b"root")
+            if not sampler:
+                raise SegpilotError(f"llama.cpp could not parse the grammar: {_last_log()}")
+            self._grammars[text] = sampler
+        return sampler
+
+    def _grammar_allows(self, grammar: Any, token: int) -> bool:
+        """Whether `grammar` allows `token` next (one candidate: about 0.5 ms)."""
+        one = self._one
+        self._one_data[0] = L.llama_token_data(token, 0.0, 0.0)
+        one.size, one.selected, one.sorted = 1, -1, False
+        L.llama_sampler_apply(grammar, ctypes.byref(one))
+        return bool(self._one_data[0].logit != -np.inf)
+
+    def _constrained_pick(
+        self, grammar: Any, row: np.ndarray, temperature: float, top_p: float, uniform: float
+    ) -> tuple[int, float] | None:
+        """A token drawn from `row` restricted to what `grammar` allows now, and its score
+        under the unrestricted row; None when it allows no token.
+
+        The grammar first sees only the row's `_GRAMMAR_SHORTLIST` likeliest tokens (a whole
+        row costs about 5 ms, a shortlist 0.1-4 ms); the draw is from those it allows,
+        and from the whole row only when it allows none of them."""
+        n = min(_GRAMMAR_SHORTLIST, len(row))
+        shortlist = np.argpartition(row, -n)[-n:]
+        for ids in (shortlist.astype(np.int32), self._row_ids):
+            allowed = self._grammar_filter(grammar, ids)
+            if allowed.size:
+                break
+        else:
+            return None
+        picked, _ = sample_rows(row[allowed][None, :], temperature, top_p, np.array([uniform]))
+        token = int(allowed[int(picked[0])])
+        shifted = row.astype(np.float64) - float(row.max())
+        return token, float(shifted[token] - np.log(np.exp(shifted).sum()))
+
+    def _grammar_filter(self, grammar: Any, ids: np.ndarray) -> np.ndarray:
+        """The tokens of `ids` that `grammar` allows next, in the same order."""
+        data = self._row[: len(ids)]
+        data["id"] = ids
+        data["logit"] = 0.0
+        self._all.size, self._all.selected, self._all.sorted = len(ids), -1, False
+        L.llama_sampler_apply(grammar, ctypes.byref(self._all))
+        return ids[data["logit"] != -np.inf]
 
     def _advance(
         self, seq: _Seq, token: int, logprob: float, stop: tuple[str, ...], max_tokens: int

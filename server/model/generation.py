@@ -102,3 +102,43 @@ class Generation:
     @property
     def n_generated(self) -> int:
         return sum(s.n_tokens for s in self.samples)
+
+
+# -- tactic-shaped decoding ------------------------------------------------------------------
+
+# Longest run of spaces a line may start with under the grammar (bounded, so a model cannot
+# spend its whole budget on indentation).
+_MAX_INDENT = 16
+
+
+def _gbnf_literal(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def tactic_grammar(tactics: Iterable[str]) -> str:
+    """A GBNF grammar for tactic blocks whose every non-blank line leads with one of `tactics`
+    as `lexicon.leading_tactic` reads a line: indentation, focusing dots (`·`, `. `) and an
+    opening `(` / `{` may come first; the name ends at a character that cannot extend it (so
+    `intro` does not admit `introduction`, nor `rw` admit `rw!`); a `case tag =>` / `next =>`
+    header is followed by nothing or by such a line. Blank lines may come between and after
+    lines (a `\\n\\n` stop string still ends a segment). The rest of a line is free text.
+    """
+    names = sorted(set(tactics) - {"case", "case'", "next"})
+    if not names:
+        raise SegpilotError("the tactic grammar needs at least one tactic name")
+    headers = sorted({"case", "case'", "next"} & set(tactics))
+    rules = [
+        "root ::= nl* line (nl+ line)* nl*",
+        'nl ::= "\\n"',
+        f"line ::= [ ]{{0,{_MAX_INDENT}}} ({'header | ' if headers else ''}body)",
+        "body ::= lead* tactic after",
+        'lead ::= ("·" | "(" | "{" | ". ") [ \\t]*',
+        "tactic ::= " + " | ".join(_gbnf_literal(n) for n in names),
+        # The rest of the line starts with a character that no name continues with.
+        "after ::= ([^\\nA-Za-z0-9_'!?] [^\\n]*)?",
+    ]
+    if headers:
+        alternatives = " | ".join(_gbnf_literal(h) for h in headers)
+        rules.append(f'header ::= ({alternatives}) ([ \\t] [^\\n=]*)? ("=>" [ \\t]* body?)?')
+    return "\n".join(rules) + "\n"

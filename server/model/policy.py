@@ -20,11 +20,14 @@ from typing import Any, Protocol
 
 from segpilot.model import safety
 from segpilot.model.candidates import Candidate, rank
-from segpilot.model.generation import Generation, prompt_parts
+from segpilot.model.generation import Generation, prompt_parts, tactic_grammar
+from segpilot.model.lexicon import TACTICS
 from segpilot.model.presets import Preset, PromptText, get_preset, theorem_from_state
 from segpilot.model.settings import ModelSettings
 
 _INTERRUPTED = ("budget", "cancelled")
+# Built from the lexicon, the one list of tactic names.
+_TACTIC_GRAMMAR = tactic_grammar(TACTICS)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Backend(Protocol):
         seed: int | None = None,
         budget_s: float | None = None,
         cancel: threading.Event | None = None,
+        grammar: str | None = None,
     ) -> Generation: ...
 
     def set_adapter(self, path: str | None, scale: float = 1.0) -> None: ...
@@ -93,6 +97,19 @@ class Policy:
 
                 self._backend = LlamaBackend(self.settings)
             return self._backend
+
+    @property
+    def constrained(self) -> bool:
+        """Whether generation is tactic-shaped: the `constrain` setting, where "auto" follows
+        the preset (on for segment and step)."""
+        mode = self.settings.constrain
+        return mode == "on" or (mode == "auto" and self.preset.constrain)
+
+    @property
+    def grammar(self) -> str | None:
+        """The GBNF grammar given to the backend: every line leads with a lexicon tactic;
+        None when generation is not constrained."""
+        return _TACTIC_GRAMMAR if self.constrained else None
 
     @property
     def loaded(self) -> Backend | None:
@@ -169,6 +186,7 @@ class Policy:
             s.max_tokens,
             s.seed,
             backend.adapter_key,
+            self.constrained,
         )
         with self._cache_lock:
             found = self._cache.get(key)
@@ -185,6 +203,7 @@ class Policy:
             seed=s.seed,
             budget_s=s.budget_s if budget_s is None else budget_s,
             cancel=cancel,
+            grammar=self.grammar,
         )
         ranked = self.postprocess(generation)
         reasons = {x.finish for x in generation.samples if x.finish in _INTERRUPTED}

@@ -95,6 +95,9 @@ class Preset:
     stop: tuple[str, ...] = ()
     parser: str = "block"
     strip_before: str | None = None  # the model echoes its prompt: keep what follows this
+    # Its answers are tactic blocks, one tactic per line: the `constrain = "auto"` setting
+    # turns tactic-shaped decoding on for it.
+    constrain: bool = False
 
     @property
     def fields(self) -> frozenset[str]:
@@ -176,6 +179,7 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
                 ),
                 stop=(*_CHAT_STOP, "\n\n"),
                 parser="block",
+                constrain=True,
             ),
             Preset(
                 "step",
@@ -187,6 +191,7 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
                 ),
                 stop=(*_CHAT_STOP, "\n"),
                 parser="tactic",
+                constrain=True,
             ),
             Preset(
                 "bfs-prover",
@@ -240,6 +245,9 @@ def preset_from_mapping(name: str, data: Mapping[str, Any]) -> Preset:
     strip_before = data.get("strip_before")
     if strip_before is not None and not isinstance(strip_before, str):
         raise SegpilotError(f"preset {name!r}: `strip_before` must be a string")
+    constrain = data.get("constrain", False)
+    if not isinstance(constrain, bool):
+        raise SegpilotError(f"preset {name!r}: `constrain` must be true or false")
     preset = Preset(
         name,
         str(data.get("description", "")),
@@ -247,6 +255,7 @@ def preset_from_mapping(name: str, data: Mapping[str, Any]) -> Preset:
         tuple(stop),
         parser,
         strip_before or None,
+        constrain,
     )
     try:
         parsed = list(string.Formatter().parse(template))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from segpilot import config
 from segpilot.errors import SegpilotError
@@ -44,6 +44,14 @@ class ModelSettings:
     preset: str = field(
         default="segment",
         metadata=_help("prompt preset: segment, step, bfs-prover, internlm-stepprover, ..."),
+    )
+    constrain: Literal["auto", "on", "off"] = field(
+        default="auto",
+        metadata=_help(
+            "tactic-shaped decoding: every line of a candidate starts with a tactic of the "
+            "lexicon (a grammar on the sampler); auto means on for the presets made for it "
+            "(segment, step) and off for the others"
+        ),
     )
     k: int = field(
         default=4,
