@@ -60,7 +60,7 @@ class Job:
 @dataclass
 class Stats:
     requests: Counter[str] = field(default_factory=Counter)
-    """Requests served, by kind (`inlineCompletion`, `codeAction`, `goals`, ...)."""
+    """Messages handled, by handler name (`inline_completion`, `code_action`, ...)."""
     cache_hits: int = 0
     prefetch_hits: int = 0
     joined: int = 0
