@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -22,9 +22,6 @@ class Lru(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._items)
-
-    def __iter__(self) -> Iterator[K]:
-        return iter(self._items)
 
     def get(self, key: K) -> V:
         """The value (raises `KeyError` when absent), now the most recently used."""
@@ -46,8 +43,10 @@ class Lru(Generic[K, V]):
             dropped.append(self._items.popitem(last=False)[0])
         return dropped
 
-    def drop(self, key: K) -> None:
-        self._items.pop(key, None)
+    def drop_where(self, stale: Callable[[V], bool]) -> None:
+        """Forget every entry whose value is `stale` (without touching the others' order)."""
+        for key in [k for k, v in self._items.items() if stale(v)]:
+            del self._items[key]
 
     def clear(self) -> None:
         self._items.clear()

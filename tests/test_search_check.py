@@ -238,6 +238,7 @@ def test_outcome_cache_hit_does_not_call_the_repl(checker: LeanChecker, repl: Co
 
 def test_a_state_the_repl_forgot_is_a_lean_failure_not_a_verdict(checker: LeanChecker) -> None:
     root = root_state(checker)
+    root_state(checker, SAME_GOAL_BODY)  # several cached states to look through
     stale = LeanState(999, root.goals, root.env)
     with pytest.raises(StaleStateError, match="999"):
         checker.check(stale, "constructor")

@@ -306,14 +306,7 @@ class LeanChecker:
 
     def _forget(self, proof_state: int) -> None:
         with self._lock:
-            stale = [
-                key
-                for key in self._states
-                if (found := self._states.find(key)) is not None
-                and found.proof_state == proof_state
-            ]
-            for key in stale:
-                self._states.drop(key)
+            self._states.drop_where(lambda s: s is not None and s.proof_state == proof_state)
 
     def check_many(
         self,
