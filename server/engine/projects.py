@@ -49,7 +49,7 @@ class LeanProject:
             return None
         if self.checker is None:
             repl = SupervisedRepl(ReplSettings.from_lean(lean, self.root))
-            self.checker = LeanChecker(repl, import_timeout_s=lean.elaboration_timeout_s)
+            self.checker = LeanChecker(repl, elaboration_timeout_s=lean.elaboration_timeout_s)
         return self.checker
 
     async def server_goal(

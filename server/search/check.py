@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from segpilot.lean.errors import LeanProcessError
 from segpilot.lean.goals import GoalState, parse_goals
@@ -33,6 +33,8 @@ from segpilot.lean.protocol import (
     ProofStep,
     ProofStepResponse,
     ReplError,
+    Sorry,
+    TacticInfo,
 )
 from segpilot.lean.source import split_imports
 from segpilot.lean.supervisor import SupervisedRepl
@@ -153,6 +155,23 @@ def with_hole(body: str) -> tuple[str, tuple[int, int]]:
     return body + SORRY, (body.count("\n") + 1, len(body) - (body.rfind("\n") + 1))
 
 
+E = TypeVar("E", Sorry, TacticInfo)
+
+
+def _entry_at(entries: Sequence[E], where: tuple[int, int]) -> E | None:
+    """The reply entry (a sorry, an allTactics tactic) at `where` that has a proof state."""
+    return next(
+        (
+            e
+            for e in entries
+            if e.pos is not None
+            and (e.pos.line, e.pos.column) == where
+            and e.proof_state is not None
+        ),
+        None,
+    )
+
+
 class StaleStateError(LeanProcessError):
     """A proof state the checker held is gone from the REPL (its records were bounded, or
     it restarted without them)."""
@@ -171,11 +190,11 @@ class LeanChecker:
         repl: SupervisedRepl,
         *,
         cache_size: int = 4096,
-        import_timeout_s: float | None = None,
+        elaboration_timeout_s: float | None = None,
     ) -> None:
         self._repl = repl
         self._lock = threading.Lock()
-        self._import_timeout_s = import_timeout_s
+        self._elaboration_timeout_s = elaboration_timeout_s
         self._imports: Lru[str, int | None] = Lru(HEADER_CACHE_SIZE)
         self._headers: Lru[tuple[int | None, str], int | None] = Lru(HEADER_CACHE_SIZE)
         self._states: Lru[tuple[int | None, str, bool], LeanState | None] = Lru(cache_size)
@@ -209,7 +228,7 @@ class LeanChecker:
         env: int | None = None
         if imports.strip():
             env = self._cached_env(
-                self._imports, imports, "imports", Command(imports), self._import_timeout_s
+                self._imports, imports, "imports", Command(imports), self._elaboration_timeout_s
             )
             if env is None:
                 return False, None
@@ -218,7 +237,7 @@ class LeanChecker:
         # The declarations above the cursor can take as long to elaborate as the imports.
         request = Command(rest, env=env)
         after = self._cached_env(
-            self._headers, (env, rest), "header", request, self._import_timeout_s
+            self._headers, (env, rest), "header", request, self._elaboration_timeout_s
         )
         return after is not None, after
 
@@ -244,16 +263,7 @@ class LeanChecker:
         reply = self._run("state", Command(text, env=env))
         if isinstance(reply, ReplError):
             return None
-        ours = next(
-            (
-                s
-                for s in reply.sorries
-                if s.pos is not None
-                and (s.pos.line, s.pos.column) == where
-                and s.proof_state is not None
-            ),
-            None,
-        )
+        ours = _entry_at(reply.sorries, where)
         if ours is None or ours.proof_state is None:
             return None
         return LeanState(ours.proof_state, (ours.goal,), env)
@@ -263,20 +273,10 @@ class LeanChecker:
         reply = self._run("state", Command(text, env=env, all_tactics=True))
         if isinstance(reply, ReplError):
             return None
-        ours = next(
-            (
-                t.proof_state
-                for t in reply.tactics
-                if t.tactic.strip() == SORRY
-                and t.pos is not None
-                and (t.pos.line, t.pos.column) == where
-                and t.proof_state is not None
-            ),
-            None,
-        )
-        if ours is None:
+        ours = _entry_at([t for t in reply.tactics if t.tactic.strip() == SORRY], where)
+        if ours is None or ours.proof_state is None:
             return None
-        listed = self._run("goals", ProofStep(SKIP, ours))
+        listed = self._run("goals", ProofStep(SKIP, ours.proof_state))
         if isinstance(listed, ReplError) or listed.has_errors:
             return None
         return LeanState(listed.proof_state, tuple(listed.goals), env)
