@@ -244,13 +244,14 @@ class Engine:
 
     def _propose(
         self,
-        project: LeanProject,
+        project: LeanProject | None,
         goal: str,
         state: LeanState | None,
         prompt: Prompt,
         cancel: threading.Event,
     ) -> Proposal:
-        checker = project.checker if state is not None else None
+        """One suggestion round; checked when there is a project's checker and a state."""
+        checker = project.checker if project is not None and state is not None else None
         return propose_checked(
             self.policy,
             goal,
@@ -298,14 +299,8 @@ class Engine:
 
     async def suggest_for_state(self, goal_text: str) -> Proposal:
         """Suggestions for a goal given as text, not tied to a file: never checked."""
-        cancel = threading.Event()
         return await asyncio.to_thread(
-            propose_checked,
-            self.policy,
-            goal_text,
-            Prompt(),
-            k=self.policy.settings.k,
-            cancel=cancel,
+            self._propose, None, goal_text, None, Prompt(), threading.Event()
         )
 
     def _register(self, key: CacheKey, job: Job) -> None:
@@ -451,6 +446,7 @@ class Engine:
         lean = self.settings.lean
         projects = list(self.projects.by_root.values())
         checkers = [p.checker for p in projects if p.checker is not None]
+        sizes = [c.stats() for c in checkers]
         calls: Counter[str] = Counter()
         for checker in checkers:
             calls.update(checker.calls)
@@ -469,7 +465,7 @@ class Engine:
                     {
                         "root": str(p.root),
                         "found": p.repl_found(lean),
-                        "checking": p.checker is not None,
+                        "checking": p.checker is not None and p.repl_found(lean),
                         "errors": list(p.errors[-5:]),
                     }
                     for p in projects
@@ -480,7 +476,7 @@ class Engine:
                 "suggestions": len(self.cache),
                 "running": len(self.running),
                 **{
-                    f"lean{name.title()}": sum(c.stats().get(name, 0) for c in checkers)
+                    f"lean{name.title()}": sum(size.get(name, 0) for size in sizes)
                     for name in ("envs", "states", "outcomes")
                 },
             },
