@@ -71,7 +71,7 @@ def placement(found: DocumentSite, item: Checked) -> Placement:
     the same column. Never glued to what follows."""
     site = found.site
     text = item.candidate.insert_text(site.column)
-    line = found.text.split("\n")[site.line]
+    line = found.positions.lines[site.line]  # split once per request, not per item
     rest = line[site.column + len(site.typed) :]
     if not _SORRY_AHEAD.match(rest):
         return Placement(text, 0)
