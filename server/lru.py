@@ -34,14 +34,17 @@ class Lru(Generic[K, V]):
             return None
         return self.get(key)
 
-    def put(self, key: K, value: V) -> list[K]:
-        """Store `value`; returns the keys forgotten to make room."""
+    def put(self, key: K, value: V) -> list[tuple[K, V]]:
+        """Store `value`; returns the entries forgotten to make room."""
         self._items[key] = value
         self._items.move_to_end(key)
         dropped = []
         while len(self._items) > self.size:
-            dropped.append(self._items.popitem(last=False)[0])
+            dropped.append(self._items.popitem(last=False))
         return dropped
+
+    def values(self) -> list[V]:
+        return list(self._items.values())
 
     def drop_where(self, stale: Callable[[V], bool]) -> None:
         """Forget every entry whose value is `stale` (without touching the others' order)."""

@@ -237,7 +237,7 @@ class Engine:
         """Cache a proposal that finished (one cut short by a budget or a cancel is not)."""
         if not proposal.complete or not self.cache.size:
             return
-        for dropped in self.cache.put(key, proposal):
+        for dropped, _ in self.cache.put(key, proposal):
             self.prefetched.discard(dropped)
         if prefetched:
             self.prefetched.add(key)
