@@ -20,7 +20,9 @@ from gguf_files import LLAMA_LAYERS, write_gguf, write_lora
 
 from segpilot.errors import SegpilotError
 from segpilot.model.backend import LlamaBackend, free_cores, on_llama_thread
+from segpilot.model.generation import tactic_grammar
 from segpilot.model.gguf import GgufError, read_gguf
+from segpilot.model.lexicon import TACTICS
 from segpilot.model.locate import DEFAULT_MODEL_FILE, default_model_path
 from segpilot.model.policy import Policy
 from segpilot.model.presets import BUILTIN, get_preset
@@ -138,9 +140,9 @@ def test_goal_holding_special_token_text_gets_no_special_token_in_its_turn(backe
     ids = set(specials.values())
     marks = [t for t in tokens if t in ids]
     # The template's own markers are special tokens, exactly those of the benign prompt:
-    # 9 `<|im_start|>`, 8 `<|im_end|>` (system turn, 3 worked examples, the goal, the answer).
+    # 3 `<|im_start|>`, 2 `<|im_end|>` (the system turn, the goal, the answer).
     assert marks == [t for t in benign if t in ids]
-    assert marks.count(im_start) == 9 and marks.count(im_end) == 8
+    assert marks.count(im_start) == 3 and marks.count(im_end) == 2
     # The goal's turn: between the last user `<|im_start|>` and its `<|im_end|>`, no special
     # token at all, and the text reads back as the goal, `<|im_end|>` and all.
     where = [i for i, t in enumerate(tokens) if t in ids]
@@ -150,7 +152,7 @@ def test_goal_holding_special_token_text_gets_no_special_token_in_its_turn(backe
     assert backend.detokenize(turn) == "user\n" + hostile
     # The whole string through llama.cpp's special-token parser would have ended the turn.
     whole = _llama_tokenize_whole(backend, str(preset.build_prompt(state=hostile)))
-    assert whole.count(im_end) == 9
+    assert whole.count(im_end) == 3  # the two of the template and the goal's own
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN))
@@ -382,3 +384,22 @@ def test_greedy_picks_the_argmax_and_scores_are_model_log_probabilities():
     assert np.allclose(
         hot, logits[[0, 1], tokens_hot] - np.log(np.exp(logits).sum(axis=1)), atol=1e-5
     )
+
+
+def test_prefixes_start_their_sequences_and_are_scored_by_the_model(backend):
+    grammar = tactic_grammar(TACTICS)
+    prompt = get_preset("step").build_prompt(state="p q : Prop\nhp : p\n⊢ p ∨ q")
+    free = backend.generate(prompt, 3, max_tokens=8, seed=1, grammar=grammar)
+    forced = backend.generate(
+        prompt, 3, max_tokens=8, seed=1, grammar=grammar, prefixes=("apply", "exact")
+    )
+    assert forced.samples[0].text.startswith("apply")
+    assert forced.samples[1].text.startswith("exact")
+    # The third has no prefix: it samples as the free call's third sequence did.
+    assert forced.samples[2].text == free.samples[2].text
+    assert all(s.logprob < 0 for s in forced.samples)
+
+
+def test_more_prefixes_than_sequences_is_an_error(backend):
+    with pytest.raises(SegpilotError, match="3 prefixes for 2 sequences"):
+        backend.generate("x", 2, max_tokens=2, prefixes=("simp", "rfl", "exact"))

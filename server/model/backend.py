@@ -41,7 +41,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -50,6 +50,7 @@ import llama_cpp as L
 import numpy as np
 
 from segpilot.errors import SegpilotError
+from segpilot.lru import Lru
 from segpilot.model.generation import Generation, Sample, encode_utf8, prompt_parts
 from segpilot.model.gguf import GgufError, check_adapter_file, check_model_file
 from segpilot.model.locate import resolve_model_path
@@ -70,6 +71,7 @@ _SPECIAL_ATTRS = L.LLAMA_TOKEN_ATTR_CONTROL | L.LLAMA_TOKEN_ATTR_UNKNOWN
 _ASCII_SPACE = " \t\n\v\f\r"  # what llama.cpp's isspace() strips beside LSTRIP/RSTRIP tokens
 # llama.cpp's llama_token_data (id, logit, p) as a numpy record, for whole-row grammar checks.
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+_GRAMMARS_KEPT = 16  # parsed grammars kept for reuse
 _GRAMMAR_SHORTLIST = 256  # a refused pick is drawn again from this many likeliest tokens first
 
 
@@ -116,6 +118,7 @@ class _Seq:
     logprob: float = 0.0
     finish: str | None = None
     text: str = ""
+    forced: list[int] = field(default_factory=list)  # tokens to feed next, instead of sampling
 
 
 class LlamaBackend:
@@ -134,7 +137,8 @@ class LlamaBackend:
         self._cached: list[int] = []
         self._pieces: dict[int, bytes] = {}
         self._specials: list[tuple[str, int, int]] = []  # (text, id, attributes), longest first
-        self._grammars: dict[str, Any] = {}  # GBNF text -> its parsed grammar sampler
+        # GBNF text -> its parsed grammar sampler (a goal's own names make its own grammar).
+        self._grammars: Lru[str, Any] = Lru(_GRAMMARS_KEPT)
         on_llama_thread(self._load)
         if settings.adapter_path:
             try:
@@ -369,6 +373,7 @@ class LlamaBackend:
         budget_s: float | None = None,
         cancel: threading.Event | None = None,
         grammar: str | None = None,
+        prefixes: Sequence[str] = (),
     ) -> Generation:
         """Sample `k` continuations of `prompt` that share one evaluation of it.
 
@@ -380,8 +385,15 @@ class LlamaBackend:
         every sequence through its own copy of llama.cpp's grammar sampler: a picked token the
         grammar refuses is drawn again, with the same uniform, from the tokens it allows.
         Scores stay the model's own log-probabilities.
+
+        `prefixes[i]` (for the first `len(prefixes)` sequences) is the start sequence i must
+        take: its tokens are fed instead of sampled (the grammar accepting them; one it
+        refuses ends the forcing there), scored by the model like sampled ones, and are part
+        of the sample's text. The policy uses it to start candidates with different tactics.
         """
         s = self.settings
+        if len(prefixes) > k:
+            raise SegpilotError(f"{len(prefixes)} prefixes for {k} sequences")
         if not 1 <= k <= MAX_SEQUENCES:
             raise SegpilotError(f"k must be between 1 and {MAX_SEQUENCES}, not {k}")
         return on_llama_thread(
@@ -396,6 +408,7 @@ class LlamaBackend:
             s.budget_s if budget_s is None else budget_s,
             cancel,
             grammar,
+            tuple(prefixes),
         )
 
     def _generate(
@@ -410,6 +423,7 @@ class LlamaBackend:
         budget_s: float,
         cancel: threading.Event | None,
         grammar: str | None,
+        prefixes: tuple[str, ...] = (),
     ) -> Generation:
         start = time.perf_counter()
         deadline = start + budget_s
@@ -427,6 +441,8 @@ class LlamaBackend:
         # Sequence i draws from seed + i, so k single calls with seeds seed..seed+k-1 make a
         # like-for-like baseline (not bit-identical: one-token batches round differently).
         seqs = [_Seq(np.random.default_rng(seed + i), [], bytearray()) for i in range(k)]
+        for seq, prefix in zip(seqs, prefixes, strict=False):
+            seq.forced = self._tokenize_literal(prefix) if prefix else []
         base = self._grammar(grammar) if grammar else None
         reused, first = self._eval_prompt(tokens, deadline, cancel)
         prompt_s = time.perf_counter() - start
@@ -516,6 +532,15 @@ class LlamaBackend:
             for j, (i, token, logprob) in enumerate(
                 zip(live, picked.tolist(), logprobs.tolist(), strict=True)
             ):
+                forced = seqs[i].forced
+                if forced and (grammars is None or self._grammar_allows(grammars[i], forced[0])):
+                    token = forced.pop(0)
+                    logprob = _log_softmax_at(rows[j], token)
+                    if grammars is not None:
+                        L.llama_sampler_accept(grammars[i], token)
+                    self._advance(seqs[i], token, logprob, stop, max_tokens)
+                    continue
+                forced.clear()
                 if grammars is not None:
                     grammar = grammars[i]
                     if not self._grammar_allows(grammar, token):
@@ -553,13 +578,14 @@ class LlamaBackend:
 
     def _grammar(self, text: str) -> Any:
         """The parsed grammar sampler of a GBNF text (parsed once per backend)."""
-        sampler = self._grammars.get(text)
+        sampler = self._grammars.find(text)
         if sampler is None:
             _log_tail.clear()
             sampler = L.llama_sampler_init_grammar(self._vocab, text.encode(), b"root")
             if not sampler:
                 raise SegpilotError(f"llama.cpp could not parse the grammar: {_last_log()}")
-            self._grammars[text] = sampler
+            for _, old in self._grammars.put(text, sampler):
+                L.llama_sampler_free(old)
         return sampler
 
     def _grammar_allows(self, grammar: Any, token: int) -> bool:
@@ -589,8 +615,7 @@ class LlamaBackend:
             return None
         picked, _ = sample_rows(row[allowed][None, :], temperature, top_p, np.array([uniform]))
         token = int(allowed[int(picked[0])])
-        shifted = row.astype(np.float64) - float(row.max())
-        return token, float(shifted[token] - np.log(np.exp(shifted).sum()))
+        return token, _log_softmax_at(row, token)
 
     def _grammar_filter(self, grammar: Any, ids: np.ndarray) -> np.ndarray:
         """The tokens of `ids` that `grammar` allows next, in the same order."""
@@ -644,6 +669,11 @@ class LlamaBackend:
     def _logits(self, n_rows: int) -> np.ndarray:
         ptr = L.llama_get_logits(self._ctx)
         return np.ctypeslib.as_array(ptr, shape=(n_rows, self.n_vocab))
+
+
+def _log_softmax_at(row: np.ndarray, token: int) -> float:
+    shifted = row.astype(np.float64) - float(row.max())
+    return float(shifted[token] - np.log(np.exp(shifted).sum()))
 
 
 def _special_tokens(vocab: Any, n_vocab: int) -> list[tuple[str, int, int]]:
