@@ -155,7 +155,7 @@ def test_suggest_file_asks_lean_for_the_goal_when_lake_is_installed(tmp_path):
 
 def test_config_file_settings_apply_and_flags_override(tmp_path):
     config = tmp_path / "config.toml"
-    config.write_text("[model]\nk = 2\nmax_tokens = 12\n", encoding="utf-8")
+    config.write_text("[model]\nk = 2\nmax_tokens = 40\n", encoding="utf-8")
     env = {**os.environ, "SEGPILOT_CONFIG": str(config)}
     done = subprocess.run(
         [PYTHON, "-m", "segpilot", "suggest", "--state", STATE, "--json", "--seed", "3"],

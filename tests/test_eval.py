@@ -28,11 +28,13 @@ def _items(tmp_path):
     return items
 
 
+def _scripted(state, source):
+    return SCRIPT[state]
+
+
 def test_metrics_on_known_answers(tmp_path):
     ticks = iter(range(100))
-    report = ev.evaluate(
-        _items(tmp_path), SCRIPT.__getitem__, k=3, clock=lambda: float(next(ticks))
-    )
+    report = ev.evaluate(_items(tmp_path), _scripted, k=3, clock=lambda: float(next(ticks)))
     overall = report.as_dict()["overall"]
     assert overall["states"] == 3
     assert overall["well_formed"] == pytest.approx(4 / 7)  # 2 + 1 + 1 of 7 samples
@@ -48,9 +50,7 @@ def test_metrics_on_known_answers(tmp_path):
 
 def test_compare_prints_one_column_per_configuration(tmp_path):
     items = _items(tmp_path)
-    reports = [
-        ev.evaluate(items, SCRIPT.__getitem__, config=name, k=3) for name in ("preset=step", "x=y")
-    ]
+    reports = [ev.evaluate(items, _scripted, config=name, k=3) for name in ("preset=step", "x=y")]
     text = ev.format_reports(reports)
     header = next(line for line in text.split("\n") if "preset=step" in line)
     assert header.split() == ["preset=step", "x=y"]

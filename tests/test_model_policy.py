@@ -83,6 +83,7 @@ def test_changing_a_sampling_setting_misses_the_cache_and_reaches_the_backend():
         "seed": 7,
         "budget_s": 10.0,
         "grammar": policy.grammar,  # the segment preset decodes tactic-shaped by default
+        "prefixes": policy.plan(STATE, k=1).prefixes,  # led by the likeliest tactic name
     }
 
 

@@ -118,9 +118,14 @@ def test_raw_model_output_parses_into_the_expected_tactics(preset, raw, truncate
 
 
 def test_segment_prompt_ends_with_the_state_in_an_open_assistant_turn():
-    prompt = get_preset("segment").build_prompt(state=STATE)
+    examples = [("⊢ True", "trivial"), ("n : Nat\n⊢ n = n", "rfl")]
+    prompt = get_preset("segment").build_prompt(state=STATE, examples=examples)
     assert prompt.endswith(f"<|im_start|>user\n{STATE}<|im_end|>\n<|im_start|>assistant\n")
-    assert prompt.count("<|im_start|>assistant\n") == 4  # three worked examples, then ours
+    assert prompt.count("<|im_start|>assistant\n") == 3  # two worked examples, then ours
+    assert prompt.index("trivial") < prompt.index("rfl") < prompt.index(STATE)
+    user = [p.text for p in prompt.parts if not p.template]
+    assert user == ["⊢ True", "trivial", "n : Nat\n⊢ n = n", "rfl", STATE]
+    assert get_preset("segment").build_prompt(state=STATE).count("<|im_start|>") == 3
 
 
 FIELD_VALUES = {
@@ -136,10 +141,11 @@ def test_prompt_is_the_filled_template_with_the_field_values_marked_as_user_text
     preset = get_preset(name)
     prompt = preset.build_prompt(**FIELD_VALUES)
     assert isinstance(prompt, PromptText)
-    assert prompt == preset.template.format(**FIELD_VALUES)
+    assert prompt == preset.template.format(**FIELD_VALUES, examples="")
     assert "".join(p.text for p in prompt.parts) == prompt
     user = [p.text for p in prompt.parts if not p.template]
-    in_order = [f for _, f, _, _ in string.Formatter().parse(preset.template) if f]
+    fields = string.Formatter().parse(preset.template)
+    in_order = [f for _, f, _, _ in fields if f and f != "examples"]
     assert user == [FIELD_VALUES[f] for f in in_order]
     template = "".join(p.text for p in prompt.parts if p.template)
     assert all(value not in template for value in user)

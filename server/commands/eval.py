@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
+from segpilot import config
 from segpilot.commands.common import settings_from
 from segpilot.errors import SegpilotError
-from segpilot.model.settings import setting_help
+from segpilot.model.settings import ModelSettings, setting_help
 
 DESCRIPTION = """\
 Score the model's candidates on recorded proof steps: for each row of STEPS.jsonl (any file
@@ -28,8 +30,8 @@ measures (overall, and per source file when there are several):
 
 --compare CONFIG ...: several configurations on the same rows in one run, side by side.
   A CONFIG is comma-separated KEY=VALUE pairs over the flags' settings, with KEY one of
-  model, adapter, preset, k, temperature, top_p, seed, max_tokens; each starts from the
-  settings the other flags give (config file < environment < flags < CONFIG)."""
+  model, adapter, preset, k, temperature, top_p, seed, max_tokens, shots, lead; each starts
+  from the settings the other flags give (config file < environment < flags < CONFIG)."""
 
 EPILOG = """\
 examples:
@@ -115,13 +117,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _value(key: str, text: str) -> Any:
-    if key in ("k", "seed", "max_tokens"):
-        return int(text)
-    if key in ("temperature", "top_p"):
-        return float(text)
-    if key in ("adapter_path", "model_path") and text.lower() in ("none", ""):
-        return None
-    return text
+    """A `--compare` value parsed as its setting's type, as the environment's are."""
+    hint = typing.get_type_hints(ModelSettings)[key]
+    return config.coerce(hint, text, f"--compare {key}", text=True)
 
 
 def _progress(label: str) -> Any:

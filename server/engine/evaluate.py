@@ -166,7 +166,9 @@ def read_items(lines: Iterable[bytes | str], path: str) -> tuple[list[Item], lis
     return items, bad
 
 
-Propose = Callable[[str], tuple[list[str], list[str]]]
+# (goal state, source of its row) -> (raw samples, candidates); the source keeps that file's
+# own steps out of the worked examples.
+Propose = Callable[[str, str], tuple[list[str], list[str]]]
 
 
 def policy_proposer(policy: Any, k: int) -> Propose:
@@ -174,9 +176,10 @@ def policy_proposer(policy: Any, k: int) -> Propose:
     post-processing (clean-up, safety filter, ranking), returning (raw samples, candidates)."""
     s = policy.settings
 
-    def propose(state: str) -> tuple[list[str], list[str]]:
+    def propose(state: str, source: str) -> tuple[list[str], list[str]]:
+        request = policy.plan(state, exclude_source=source, k=k)
         generation = policy.backend.generate(
-            policy.build_prompt(state),
+            request.prompt,
             k,
             stop=policy.preset.stop,
             temperature=s.temperature,
@@ -184,7 +187,8 @@ def policy_proposer(policy: Any, k: int) -> Propose:
             max_tokens=s.max_tokens,
             seed=s.seed,
             budget_s=s.budget_s,
-            grammar=policy.grammar,  # the same tactic-shaped decoding as suggestions
+            grammar=request.grammar,  # the same tactic-shaped decoding as suggestions
+            prefixes=request.prefixes,
         )
         ranked = policy.postprocess(generation)
         return [x.text for x in generation.samples], [c.text for c in ranked if c.accepted]
@@ -207,7 +211,7 @@ def evaluate(
     report = Report(config, k)
     for item in progress(items) if progress else items:
         start = clock()
-        samples, candidates = propose(item.state)
+        samples, candidates = propose(item.state, item.source)
         scores = score_state(item.target, samples, candidates, clock() - start)
         report.overall.add(scores)
         report.by_source.setdefault(item.source, Scores()).add(scores)
@@ -252,7 +256,8 @@ def format_reports(reports: Sequence[Report]) -> str:
 def parse_config(text: str) -> tuple[str, dict[str, str]]:
     """`--compare` syntax: comma-separated KEY=VALUE pairs, e.g. `preset=step` or
     `adapter=mine.gguf,preset=segment`; KEY is one of model, adapter, preset, k,
-    temperature, top_p, seed. Returns the label and the model-setting overrides."""
+    temperature, top_p, seed, max_tokens, shots, lead. Returns the label and the model-setting
+    overrides."""
     keys = {
         "model": "model_path",
         "adapter": "adapter_path",
@@ -262,6 +267,8 @@ def parse_config(text: str) -> tuple[str, dict[str, str]]:
         "top_p": "top_p",
         "seed": "seed",
         "max_tokens": "max_tokens",
+        "shots": "shots",
+        "lead": "lead",
     }
     out: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):

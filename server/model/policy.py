@@ -1,8 +1,10 @@
 """The policy: goal state in, ranked and filtered tactic-block candidates out.
 
-Joins the prompt preset, the backend (one batched call for all k candidates), the clean-up,
-the safety filter, and a small LRU cache of finished proposals keyed by the prompt and every
-setting that changes the output (the adapter included), so a repeated state costs nothing.
+Joins the prompt preset, the worked examples nearest to the goal (`examples`), the backend
+(one batched call for all k candidates, each led by a different likely tactic name when the
+`lead` setting says so), the clean-up, the safety filter, and a small LRU cache of finished
+proposals keyed by the prompt and every setting that changes the output (the adapter
+included), so a repeated state costs nothing.
 
 `propose_batch` says whether the call was interrupted (its wall-clock budget ran out, or
 `cancel` was set, before all k candidates finished): an interrupted proposal is partial, so
@@ -20,6 +22,7 @@ from typing import Any, Protocol
 
 from segpilot.model import safety
 from segpilot.model.candidates import Candidate, rank
+from segpilot.model.examples import ExampleBank, load_bank
 from segpilot.model.generation import Generation, prompt_parts, tactic_grammar
 from segpilot.model.lexicon import TACTICS
 from segpilot.model.presets import Preset, PromptText, get_preset, theorem_from_state
@@ -53,6 +56,15 @@ class Proposed:
         return not self.interrupted
 
 
+@dataclass(frozen=True)
+class Request:
+    """What one generation is asked: the prompt, and the starts of its first sequences."""
+
+    prompt: PromptText
+    prefixes: tuple[str, ...] = ()
+    grammar: str | None = None  # GBNF text when generation is tactic-shaped
+
+
 class Backend(Protocol):
     """What the policy needs from a backend (`LlamaBackend`, or a scripted one in tests)."""
 
@@ -71,6 +83,7 @@ class Backend(Protocol):
         budget_s: float | None = None,
         cancel: threading.Event | None = None,
         grammar: str | None = None,
+        prefixes: Sequence[str] = (),
     ) -> Generation: ...
 
     def set_adapter(self, path: str | None, scale: float = 1.0) -> None: ...
@@ -88,6 +101,7 @@ class Policy:
         self._cache: OrderedDict[tuple[Any, ...], Proposed] = OrderedDict()
         self._load_lock = threading.Lock()
         self._cache_lock = threading.Lock()
+        self._bank: ExampleBank | None = None
 
     @property
     def backend(self) -> Backend:
@@ -112,22 +126,68 @@ class Policy:
         return _TACTIC_GRAMMAR if self.constrained else None
 
     @property
+    def examples(self) -> ExampleBank:
+        """The worked examples (the user's files, else the built-in ones), read on first use."""
+        with self._load_lock:
+            if self._bank is None:
+                self._bank = load_bank(self.settings.examples)
+            return self._bank
+
+    @property
     def loaded(self) -> Backend | None:
         """The backend once the model is loaded; None before (asking never loads it)."""
         return self._backend
 
     def build_prompt(
-        self, state: Any = "", *, theorem: str = "", name: str = "", proof_before: str = ""
+        self,
+        state: Any = "",
+        *,
+        theorem: str = "",
+        name: str = "",
+        proof_before: str = "",
+        exclude_source: str | None = None,
     ) -> PromptText:
         """The preset's prompt; a whole-proof preset given only a state gets the state's
-        first goal as an `example` (see `presets.theorem_from_state`). The state and the other
-        fields are user text in it: the backend reads no special tokens there."""
+        first goal as an `example` (see `presets.theorem_from_state`). The state, the worked
+        examples and the other fields are user text in it: the backend reads no special
+        tokens there. `exclude_source`: no worked example from that file (evaluation)."""
+        return self.plan(
+            state,
+            theorem=theorem,
+            name=name,
+            proof_before=proof_before,
+            exclude_source=exclude_source,
+        ).prompt
+
+    def plan(
+        self,
+        state: Any = "",
+        *,
+        theorem: str = "",
+        name: str = "",
+        proof_before: str = "",
+        exclude_source: str | None = None,
+        k: int | None = None,
+    ) -> Request:
+        """The prompt for `state` and, with `lead = "examples"` on a constrained preset, the
+        k leading tactic names (`ExampleBank.lead_names`), likeliest first."""
         state_text = state if isinstance(state, str) else state.pretty()
         if "theorem" in self.preset.fields and not theorem and state_text:
             theorem = theorem_from_state(state_text)
-        return self.preset.build_prompt(
-            state=state_text, theorem=theorem, name=name, proof_before=proof_before
+        s = self.settings
+        shots: list[tuple[str, str]] = []
+        if "examples" in self.preset.fields and s.shots and state_text:
+            near = self.examples.nearest(state_text, s.shots, exclude_source=exclude_source)
+            # The nearest example goes last, right before the goal.
+            shots = [(e.state, e.tactic) for _, e in reversed(near)]
+        prompt = self.preset.build_prompt(
+            state=state_text, theorem=theorem, name=name, proof_before=proof_before, examples=shots
         )
+        prefixes: tuple[str, ...] = ()
+        if s.lead == "examples" and self.constrained and state_text:
+            names = self.examples.lead_names(state_text, exclude_source=exclude_source)
+            prefixes = tuple(names[: k or s.k])
+        return Request(prompt, prefixes, self.grammar)
 
     def postprocess(self, generation: Generation) -> list[Candidate]:
         """Parse, clean, filter and rank the samples of one generation (rejected included,
@@ -175,11 +235,12 @@ class Policy:
         """
         s = self.settings
         k = k or s.k
-        prompt = self.build_prompt(state, theorem=theorem, name=name, proof_before=proof_before)
+        request = self.plan(state, theorem=theorem, name=name, proof_before=proof_before, k=k)
         backend = self.backend
         # The parts, not the text alone: user text spelling template text is another prompt.
         key = (
-            prompt_parts(prompt),
+            prompt_parts(request.prompt),
+            request.prefixes,
             k,
             s.temperature,
             s.top_p,
@@ -194,7 +255,7 @@ class Policy:
                 self._cache.move_to_end(key)
                 return replace(found, cached=True)
         generation = backend.generate(
-            prompt,
+            request.prompt,
             k,
             stop=self.preset.stop,
             temperature=s.temperature,
@@ -203,7 +264,8 @@ class Policy:
             seed=s.seed,
             budget_s=s.budget_s if budget_s is None else budget_s,
             cancel=cancel,
-            grammar=self.grammar,
+            grammar=request.grammar,
+            prefixes=request.prefixes,
         )
         ranked = self.postprocess(generation)
         reasons = {x.finish for x in generation.samples if x.finish in _INTERRUPTED}

@@ -6,12 +6,14 @@ holds the built-in ones; a config file can add more as tables with the same fiel
 `Preset.build_prompt`, so serving and training cannot drift apart.
 
 Template fields: `{state}` (the goal state as Lean prints it), `{theorem}` (the statement,
-ending in `:= by`), `{name}` (the declaration's name), `{proof_before}` (the tactics so far).
+ending in `:= by`), `{name}` (the declaration's name), `{proof_before}` (the tactics so far),
+`{examples}` (worked examples for this goal, each written with the preset's `example`
+template, whose fields are `{state}` and `{tactic}`; see `segpilot.model.examples`).
 `build_prompt` returns a `PromptText`: the template's own text (role markers, instructions, the
-built-in worked examples, which are constants of this module) is template text, and the field
-values are user text, in which the backend never reads special tokens: a goal holding
-`<|im_end|>` cannot end its turn. Examples taken from user data must therefore come in through
-fields, never be pasted into a template.
+the literal parts of the `example` template) is template text, and the field values are user
+text, in which the backend never reads special tokens: a goal holding `<|im_end|>` cannot end
+its turn. Examples (real goals and tactics, possibly the user's own) come in through fields,
+never pasted into a template.
 
 Parsers (raw model text -> top-level tactics, after `candidates.clean_block`):
 - `block`: the text is a tactic block (the first fenced code block, if the model wrote one);
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any
@@ -35,13 +37,15 @@ from segpilot.lean.goals import parse_state
 from segpilot.model.candidates import clean_block, split_tactics
 from segpilot.model.generation import PromptPart, PromptText, encode_utf8
 
-FIELDS = frozenset({"state", "theorem", "name", "proof_before"})
+FIELDS = frozenset({"state", "theorem", "name", "proof_before", "examples"})
 _FIELD_NAMES = {
     "state": "the goal state",
     "theorem": "the theorem",
     "name": "the declaration name",
     "proof_before": "the proof so far",
+    "tactic": "an example's tactic",
 }
+EXAMPLE_FIELDS = frozenset({"state", "tactic"})
 
 _INACCESSIBLE = re.compile(r"([^\s()\[\]{}:,]+?)✝[⁰¹²³⁴⁵⁶⁷⁸⁹]*")
 _FENCE = re.compile(r"```[ \t]*[A-Za-z0-9]*[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
@@ -80,6 +84,18 @@ def _parse_code_block(raw: str, truncated: bool) -> list[str]:
     return split_tactics(clean_block(body, truncated=truncated and not closed))
 
 
+def _fill(template: str, values: Mapping[str, str]) -> Iterator[tuple[str, str | None, str]]:
+    """(literal text, field name or None, formatted value) for each piece of `template`; the
+    `examples` field's value is left to the caller."""
+    formatter = string.Formatter()
+    for literal, field, spec, conversion in formatter.parse(template):
+        if field is None or field == "examples":
+            yield literal, field, ""
+            continue
+        value = formatter.convert_field(values[field], conversion)
+        yield literal, field, formatter.format_field(value, spec or "")
+
+
 PARSERS: Mapping[str, Callable[[str, bool], list[str]]] = MappingProxyType(
     {"block": _parse_block, "tactic": _parse_tactic, "code-block": _parse_code_block}
 )
@@ -98,16 +114,25 @@ class Preset:
     # Its answers are tactic blocks, one tactic per line: the `constrain = "auto"` setting
     # turns tactic-shaped decoding on for it.
     constrain: bool = False
+    # One worked example, for the template's `{examples}` field: uses {state} and {tactic}.
+    example: str = ""
 
     @property
     def fields(self) -> frozenset[str]:
         return frozenset(f for _, f, _, _ in string.Formatter().parse(self.template) if f)
 
     def build_prompt(
-        self, *, state: str = "", theorem: str = "", name: str = "", proof_before: str = ""
+        self,
+        *,
+        state: str = "",
+        theorem: str = "",
+        name: str = "",
+        proof_before: str = "",
+        examples: Sequence[tuple[str, str]] = (),
     ) -> PromptText:
         """The template filled in: the str `template.format(...)` gives, with the field
-        values marked as user text (see `PromptText`)."""
+        values marked as user text (see `PromptText`). `examples` are (state, tactic) pairs
+        for the `{examples}` field; a preset without it ignores them."""
         values = {"state": state, "theorem": theorem, "name": name, "proof_before": proof_before}
         for field, value in values.items():
             encode_utf8(value, _FIELD_NAMES[field])
@@ -117,14 +142,22 @@ class Preset:
                 f"preset {self.name!r} needs the {' and '.join(missing)}",
                 fix="give a goal state" if "state" in missing else "give a file position",
             )
-        formatter = string.Formatter()
         parts: list[PromptPart] = []
-        for literal, field, spec, conversion in formatter.parse(self.template):  # type: ignore[assignment]  # typeshed: the spec is None only when the field is
+        for literal, slot, value in _fill(self.template, values):
             if literal:
                 parts.append(PromptPart(literal, True))
-            if field is not None:
-                value = formatter.convert_field(values[field], conversion)
-                parts.append(PromptPart(formatter.format_field(value, spec or ""), False))
+            if slot == "examples":
+                for example_state, tactic in examples if self.example else ():
+                    encode_utf8(example_state, _FIELD_NAMES["state"])
+                    encode_utf8(tactic, _FIELD_NAMES["tactic"])
+                    shot = {"state": example_state, "tactic": tactic}
+                    for text, inner, inner_value in _fill(self.example, shot):
+                        if text:
+                            parts.append(PromptPart(text, True))
+                        if inner is not None:
+                            parts.append(PromptPart(inner_value, False))
+            elif slot is not None:
+                parts.append(PromptPart(value, False))
         return PromptText(parts)
 
     def parse(self, raw: str, *, truncated: bool = False) -> list[str]:
@@ -135,32 +168,22 @@ class Preset:
 
 
 _CHATML = "<|im_start|>{role}\n{text}<|im_end|>\n"
-# Worked examples ahead of the goal: the untuned SmolLM2 answers with prose without them. They
-# are the same in every prompt, so the prompt cache evaluates them once per model load.
-# Each answer is a segment: it stops where the number of goals changes (`constructor`: 1 -> 2).
-_SEGMENT_SHOTS = (
-    ("a b : Nat\n⊢ a = b → b = a", "intro h\nexact h.symm"),
-    ("p q : Prop\nhp : p\nhq : q\n⊢ p ∧ q", "constructor"),
-    ("n : Nat\n⊢ n + 0 = n", "simp"),
-)
-_STEP_SHOTS = (
-    ("a b : Nat\n⊢ a = b → b = a", "intro h"),
-    ("p q : Prop\nhp : p\nhq : q\n⊢ p ∧ q", "constructor"),
-    ("n : Nat\n⊢ n + 0 = n", "simp"),
+# The system turn is the same in every prompt, so the prompt cache evaluates it once per model
+# load; the worked examples for the goal at hand follow it (the untuned SmolLM2 answers with
+# prose without them), then the goal.
+_CHATML_EXAMPLE = _CHATML.format(role="user", text="{state}") + _CHATML.format(
+    role="assistant", text="{tactic}"
 )
 _CHAT_STOP = ("<|im_end|>", "<|im_start|>")
 
 
-def _chatml(system: str, shots: tuple[tuple[str, str], ...]) -> str:
-    def turn(role: str, text: str) -> str:  # a literal turn inside the template: braces doubled
-        return _CHATML.format(role=role, text=text.replace("{", "{{").replace("}", "}}"))
-
-    turns = [turn("system", system)]
-    for state, answer in shots:
-        turns.append(turn("user", state))
-        turns.append(turn("assistant", answer))
-    turns.append(_CHATML.format(role="user", text="{state}"))
-    return "".join(turns) + "<|im_start|>assistant\n"
+def _chatml(system: str) -> str:
+    return (
+        _CHATML.format(role="system", text=system)
+        + "{examples}"
+        + _CHATML.format(role="user", text="{state}")
+        + "<|im_start|>assistant\n"
+    )
 
 
 BUILTIN: Mapping[str, Preset] = MappingProxyType(
@@ -174,24 +197,24 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
                 _chatml(
                     "You are a Lean 4 proof assistant. Reply with the next proof segment for "
                     "the goal: Lean 4 tactics, one per line, up to the next change in the "
-                    "number of goals. No prose.",
-                    _SEGMENT_SHOTS,
+                    "number of goals. No prose."
                 ),
                 stop=(*_CHAT_STOP, "\n\n"),
                 parser="block",
                 constrain=True,
+                example=_CHATML_EXAMPLE,
             ),
             Preset(
                 "step",
                 "the step-level baseline in the same format: goal state in, one tactic out",
                 _chatml(
                     "You are a Lean 4 proof assistant. Reply with the next Lean 4 tactic for "
-                    "the goal, on one line. No prose.",
-                    _STEP_SHOTS,
+                    "the goal, on one line. No prose."
                 ),
                 stop=(*_CHAT_STOP, "\n"),
                 parser="tactic",
                 constrain=True,
+                example=_CHATML_EXAMPLE,
             ),
             Preset(
                 "bfs-prover",
@@ -248,6 +271,9 @@ def preset_from_mapping(name: str, data: Mapping[str, Any]) -> Preset:
     constrain = data.get("constrain", False)
     if not isinstance(constrain, bool):
         raise SegpilotError(f"preset {name!r}: `constrain` must be true or false")
+    example = data.get("example", "")
+    if not isinstance(example, str):
+        raise SegpilotError(f"preset {name!r}: `example` must be a string")
     preset = Preset(
         name,
         str(data.get("description", "")),
@@ -256,18 +282,25 @@ def preset_from_mapping(name: str, data: Mapping[str, Any]) -> Preset:
         parser,
         strip_before or None,
         constrain,
+        example,
     )
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as err:
-        raise SegpilotError(f"preset {name!r}: bad template: {err}") from None
-    used = {f for _, f, _, _ in parsed if f is not None}
+    used = _fields_of(name, "template", template)
     if used - FIELDS or not used & {"state", "theorem"}:
         raise SegpilotError(
             f"preset {name!r}: the template must use {{state}} or {{theorem}} and only "
             f"{', '.join('{' + f + '}' for f in sorted(FIELDS))}"
         )
+    if example and not _fields_of(name, "example", example) <= EXAMPLE_FIELDS:
+        raise SegpilotError(f"preset {name!r}: the example may use only {{state}} and {{tactic}}")
     return preset
+
+
+def _fields_of(name: str, what: str, template: str) -> set[str]:
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as err:
+        raise SegpilotError(f"preset {name!r}: bad {what}: {err}") from None
+    return {f for _, f, _, _ in parsed if f is not None}
 
 
 def get_preset(name: str, extra: Mapping[str, Mapping[str, Any]] | None = None) -> Preset:

@@ -53,6 +53,30 @@ class ModelSettings:
             "(segment, step) and off for the others"
         ),
     )
+    examples: list[str] = field(
+        default_factory=list,
+        metadata=_help(
+            "JSONL files of your own proof steps or segments (what `segpilot data segments` "
+            "reads or writes) to draw worked examples from; empty means the built-in real "
+            "examples"
+        ),
+    )
+    shots: int = field(
+        default=3,
+        metadata=_help(
+            "worked examples nearest to the goal shown before it in the prompt (0 = none)",
+            min=0,
+            max=8,
+        ),
+    )
+    lead: Literal["examples", "model"] = field(
+        default="examples",
+        metadata=_help(
+            "how candidates start: examples means each of the k candidates leads with a "
+            "different tactic name, likeliest first for the goal under the worked examples, "
+            "and the model writes the rest; model means the model picks every token"
+        ),
+    )
     k: int = field(
         default=4,
         metadata=_help(f"candidates per call (1-{MAX_SEQUENCES})", min=1, max=MAX_SEQUENCES),
@@ -108,6 +132,8 @@ class ModelSettings:
             config.check_declared(self)
         except ValueError as err:
             raise SegpilotError(f"model setting: {err}") from None
+        if not all(isinstance(p, str) and p for p in self.examples):
+            raise SegpilotError("model setting examples: expected a list of file paths")
         if not all(isinstance(v, Mapping) for v in self.presets.values()):
             raise SegpilotError("model setting presets: expected a table of tables")
         frozen = MappingProxyType({str(k): dict(v) for k, v in self.presets.items()})
