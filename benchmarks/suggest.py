@@ -66,7 +66,7 @@ def lexicon_led(text: str) -> bool:
 
 def timed_call(policy: Policy, state: str, k: int, seed: int, grammar: str | None = None) -> dict:
     start = time.perf_counter()
-    prompt = policy.build_prompt(state)
+    prompt = policy.plan(state).prompt
     built = time.perf_counter()
     generation = policy.backend.generate(
         prompt, k, stop=policy.preset.stop, seed=seed, grammar=grammar
@@ -90,7 +90,7 @@ def timed_call(policy: Policy, state: str, k: int, seed: int, grammar: str | Non
 
 def naive_call(policy: Policy, state: str, k: int, seed: int) -> dict:
     """k single-sequence calls, each re-reading its prompt from scratch."""
-    prompt = policy.build_prompt(state)
+    prompt = policy.plan(state).prompt
     start, calls = time.perf_counter(), []
     for i in range(k):
         policy.backend.reset()
@@ -195,7 +195,7 @@ def main() -> int:
             runs.setdefault(name, []).extend(results)
         repeats.append(this)
         print(f"repeat {rep + 1}: {summary(this)}")
-    last_only, every_token = prompt_eval_rates(backend, [policy.build_prompt(s) for s in states])
+    last_only, every_token = prompt_eval_rates(backend, [policy.plan(s).prompt for s in states])
 
     cached = Policy(settings.updated(cache_size=16), backend=backend)
     cached.propose(states[0], 8)

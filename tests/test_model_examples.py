@@ -103,7 +103,7 @@ def test_the_nearest_examples_are_user_text_in_the_prompt_nearest_last():
             Example("n : Nat\n⊢ n + 0 = n", "simp", "x"),
         ]
     )
-    prompt = policy.build_prompt(AND_GOAL)
+    prompt = policy.plan(AND_GOAL).prompt
     assert prompt.index("simp") < prompt.index("constructor") < prompt.index(AND_GOAL)
     user = [p.text for p in prompt_parts(prompt) if not p.template]
     assert "constructor<|im_end|>" in user and "n : Nat\n⊢ n + 0 = n" in user
@@ -114,4 +114,4 @@ def test_lead_model_and_presets_without_the_constraint_get_no_prefixes():
     for preset in ("bfs-prover", "internlm-stepprover", "whole-proof"):
         request = Policy(ModelSettings(preset=preset)).plan(AND_GOAL)
         assert request.prefixes == () and request.grammar is None
-    assert Policy(ModelSettings(shots=0)).build_prompt(AND_GOAL).count("<|im_start|>user") == 1
+    assert Policy(ModelSettings(shots=0)).plan(AND_GOAL).prompt.count("<|im_start|>user") == 1

@@ -214,7 +214,7 @@ def test_theorem_from_state_turns_hypotheses_into_binders():
 
 def test_policy_gives_a_whole_proof_preset_the_state_as_a_theorem():
     policy = Policy(ModelSettings(preset="whole-proof"), backend=object())
-    assert policy.build_prompt(STATE).endswith("example (x y : Nat) : x + y = y + x := by")
+    assert policy.plan(STATE).prompt.endswith("example (x y : Nat) : x + y = y + x := by")
 
 
 def test_every_builtin_preset_has_stop_rules_or_relies_on_end_of_text():
@@ -242,7 +242,7 @@ def test_user_preset_from_a_config_table_round_trips():
     settings = ModelSettings.from_mapping({"preset": "llmstep", "presets": {"llmstep": table}})
     policy = Policy(settings, backend=object())
     assert policy.preset.name == "llmstep"
-    assert policy.build_prompt(STATE) == f"[GOAL]{STATE}[PROOFSTEP]"
+    assert policy.plan(STATE).prompt == f"[GOAL]{STATE}[PROOFSTEP]"
     assert policy.preset.parse("exact Nat.add_comm x y") == ["exact Nat.add_comm x y"]
     with pytest.raises(SegpilotError, match="llmstep"):  # listed among the valid names
         get_preset("nope", settings.presets)

@@ -138,27 +138,6 @@ class Policy:
         """The backend once the model is loaded; None before (asking never loads it)."""
         return self._backend
 
-    def build_prompt(
-        self,
-        state: Any = "",
-        *,
-        theorem: str = "",
-        name: str = "",
-        proof_before: str = "",
-        exclude_source: str | None = None,
-    ) -> PromptText:
-        """The preset's prompt; a whole-proof preset given only a state gets the state's
-        first goal as an `example` (see `presets.theorem_from_state`). The state, the worked
-        examples and the other fields are user text in it: the backend reads no special
-        tokens there. `exclude_source`: no worked example from that file (evaluation)."""
-        return self.plan(
-            state,
-            theorem=theorem,
-            name=name,
-            proof_before=proof_before,
-            exclude_source=exclude_source,
-        ).prompt
-
     def plan(
         self,
         state: Any = "",
@@ -170,7 +149,12 @@ class Policy:
         k: int | None = None,
     ) -> Request:
         """The prompt for `state` and, with `lead = "examples"` on a constrained preset, the
-        k leading tactic names (`ExampleBank.lead_names`), likeliest first."""
+        k leading tactic names (`ExampleBank.lead_names`), likeliest first.
+
+        A whole-proof preset given only a state gets the state's first goal as an `example`
+        (see `presets.theorem_from_state`). The state, the worked examples and the other
+        fields are user text in the prompt: the backend reads no special tokens there.
+        `exclude_source`: no worked example from that file (an evaluation's own rows)."""
         state_text = state if isinstance(state, str) else state.pretty()
         if "theorem" in self.preset.fields and not theorem and state_text:
             theorem = theorem_from_state(state_text)
