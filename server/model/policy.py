@@ -15,11 +15,11 @@ same call returning the candidates only.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from segpilot.lru import Lru
 from segpilot.model import safety
 from segpilot.model.candidates import Candidate, rank
 from segpilot.model.examples import ExampleBank, load_bank
@@ -98,7 +98,7 @@ class Policy:
         self.settings = settings or ModelSettings()
         self.preset: Preset = get_preset(self.settings.preset, self.settings.presets)
         self._backend = backend
-        self._cache: OrderedDict[tuple[Any, ...], Proposed] = OrderedDict()
+        self._cache: Lru[tuple[Any, ...], Proposed] = Lru(self.settings.cache_size)
         self._load_lock = threading.Lock()
         self._cache_lock = threading.Lock()
         self._bank: ExampleBank | None = None
@@ -234,9 +234,8 @@ class Policy:
             self.constrained,
         )
         with self._cache_lock:
-            found = self._cache.get(key)
+            found = self._cache.find(key)
             if found is not None:
-                self._cache.move_to_end(key)
                 return replace(found, cached=True)
         generation = backend.generate(
             request.prompt,
@@ -261,9 +260,8 @@ class Policy:
         )
         if s.cache_size and proposed.complete:
             with self._cache_lock:
-                self._cache[key] = proposed
-                while len(self._cache) > s.cache_size:
-                    self._cache.popitem(last=False)
+                self._cache.size = s.cache_size  # the settings may have changed since
+                self._cache.put(key, proposed)
         return proposed
 
     def propose(
