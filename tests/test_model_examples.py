@@ -92,7 +92,7 @@ def test_policy_plan_leads_each_candidate_with_a_different_likely_name():
     request = policy.plan(AND_GOAL)
     assert request.prefixes == tuple(BANK.lead_names(AND_GOAL)[:3])
     assert len(set(request.prefixes)) == 3
-    assert request.grammar is not None
+    assert policy.grammar is not None
 
 
 def test_the_nearest_examples_are_user_text_in_the_prompt_nearest_last():
@@ -113,5 +113,5 @@ def test_lead_model_and_presets_without_the_constraint_get_no_prefixes():
     assert Policy(ModelSettings(lead="model")).plan(AND_GOAL).prefixes == ()
     for preset in ("bfs-prover", "internlm-stepprover", "whole-proof"):
         request = Policy(ModelSettings(preset=preset)).plan(AND_GOAL)
-        assert request.prefixes == () and request.grammar is None
+        assert request.prefixes == () and Policy(ModelSettings(preset=preset)).grammar is None
     assert Policy(ModelSettings(shots=0)).plan(AND_GOAL).prompt.count("<|im_start|>user") == 1

@@ -174,22 +174,10 @@ Propose = Callable[[str, str], tuple[list[str], list[str]]]
 def policy_proposer(policy: Any, k: int) -> Propose:
     """A proposer over a `segpilot.model.policy.Policy`: its prompt, backend and
     post-processing (clean-up, safety filter, ranking), returning (raw samples, candidates)."""
-    s = policy.settings
 
     def propose(state: str, source: str) -> tuple[list[str], list[str]]:
-        request = policy.plan(state, exclude_source=source, k=k)
-        generation = policy.backend.generate(
-            request.prompt,
-            k,
-            stop=policy.preset.stop,
-            temperature=s.temperature,
-            top_p=s.top_p,
-            max_tokens=s.max_tokens,
-            seed=s.seed,
-            budget_s=s.budget_s,
-            grammar=request.grammar,  # the same tactic-shaped decoding as suggestions
-            prefixes=request.prefixes,
-        )
+        # The same call as a suggestion's: tactic-shaped decoding and leading names included.
+        generation = policy.generate(policy.plan(state, exclude_source=source, k=k), k)
         ranked = policy.postprocess(generation)
         return [x.text for x in generation.samples], [c.text for c in ranked if c.accepted]
 

@@ -62,7 +62,6 @@ class Request:
 
     prompt: PromptText
     prefixes: tuple[str, ...] = ()
-    grammar: str | None = None  # GBNF text when generation is tactic-shaped
 
 
 class Backend(Protocol):
@@ -171,7 +170,7 @@ class Policy:
         if s.lead == "examples" and self.constrained and state_text:
             names = self.examples.lead_names(state_text, exclude_source=exclude_source)
             prefixes = tuple(names[: k or s.k])
-        return Request(prompt, prefixes, self.grammar)
+        return Request(prompt, prefixes)
 
     def postprocess(self, generation: Generation) -> list[Candidate]:
         """Parse, clean, filter and rank the samples of one generation (rejected included,
@@ -198,6 +197,32 @@ class Policy:
             )
         return rank(out)
 
+    def generate(
+        self,
+        request: Request,
+        k: int,
+        *,
+        budget_s: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Generation:
+        """One batched backend call for `request` with the settings' sampling, the preset's
+        stop strings and the tactic-shaped grammar when it applies; raw samples, not yet
+        cleaned or filtered (`postprocess` does that). `budget_s` replaces the settings'."""
+        s = self.settings
+        return self.backend.generate(
+            request.prompt,
+            k,
+            stop=self.preset.stop,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_tokens=s.max_tokens,
+            seed=s.seed,
+            budget_s=s.budget_s if budget_s is None else budget_s,
+            cancel=cancel,
+            grammar=self.grammar,
+            prefixes=request.prefixes,
+        )
+
     def propose_batch(
         self,
         state: Any = "",
@@ -220,7 +245,6 @@ class Policy:
         s = self.settings
         k = k or s.k
         request = self.plan(state, theorem=theorem, name=name, proof_before=proof_before, k=k)
-        backend = self.backend
         # The parts, not the text alone: user text spelling template text is another prompt.
         key = (
             prompt_parts(request.prompt),
@@ -230,26 +254,14 @@ class Policy:
             s.top_p,
             s.max_tokens,
             s.seed,
-            backend.adapter_key,
+            self.backend.adapter_key,
             self.constrained,
         )
         with self._cache_lock:
             found = self._cache.find(key)
             if found is not None:
                 return replace(found, cached=True)
-        generation = backend.generate(
-            request.prompt,
-            k,
-            stop=self.preset.stop,
-            temperature=s.temperature,
-            top_p=s.top_p,
-            max_tokens=s.max_tokens,
-            seed=s.seed,
-            budget_s=s.budget_s if budget_s is None else budget_s,
-            cancel=cancel,
-            grammar=request.grammar,
-            prefixes=request.prefixes,
-        )
+        generation = self.generate(request, k, budget_s=budget_s, cancel=cancel)
         ranked = self.postprocess(generation)
         reasons = {x.finish for x in generation.samples if x.finish in _INTERRUPTED}
         proposed = Proposed(
