@@ -87,12 +87,24 @@ def test_the_builtin_bank_is_real_data_with_provenance_and_none_of_the_eval_rows
 
 
 def test_policy_plan_leads_each_candidate_with_a_different_likely_name():
-    policy = Policy(ModelSettings(k=3, examples=[]))
+    policy = Policy(ModelSettings(k=3, examples=[], lead="examples"))
     policy._bank = BANK
     request = policy.plan(AND_GOAL)
     assert request.prefixes == tuple(BANK.lead_names(AND_GOAL)[:3])
     assert len(set(request.prefixes)) == 3
     assert policy.grammar is not None
+
+
+@pytest.mark.parametrize(("preset", "end"), [("segment", "\n\n"), ("step", "\n")])
+def test_lead_goal_puts_the_goal_s_openings_first_then_names_no_opening_took(preset, end):
+    policy = Policy(ModelSettings(k=4, preset=preset))
+    policy._bank = BANK
+    prefixes = policy.plan(AND_GOAL).prefixes
+    # The closing line ends its candidate (the preset's stop); the other is a first line.
+    assert prefixes[:2] == ("exact ⟨hp, hq⟩" + end, "constructor\n")
+    names = [n for n in BANK.lead_names(AND_GOAL) if n not in ("exact", "constructor")]
+    assert prefixes[2:] == tuple(names[:2])
+    assert Policy(ModelSettings(k=1)).plan(AND_GOAL).prefixes == ("exact ⟨hp, hq⟩\n\n",)
 
 
 def test_the_nearest_examples_are_user_text_in_the_prompt_nearest_last():

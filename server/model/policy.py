@@ -1,10 +1,11 @@
 """The policy: goal state in, ranked and filtered tactic-block candidates out.
 
 Joins the prompt preset, the worked examples nearest to the goal (`examples`), the backend
-(one batched call for all k candidates, each led by a different likely tactic name when the
-`lead` setting says so), the clean-up, the safety filter, and a small LRU cache of finished
-proposals keyed by the prompt and every setting that changes the output (the adapter
-included), so a repeated state costs nothing.
+(one batched call for all k candidates, each led by a different start when the `lead`
+setting says so: a line the goal determines (`openings`), else a likely tactic name), the
+clean-up, the safety filter, the ranking (mean log-probability per token unless `ranking`
+says total), and a small LRU cache of finished proposals keyed by the prompt and every
+setting that changes the output (the adapter included), so a repeated state costs nothing.
 
 `propose_batch` says whether the call was interrupted (its wall-clock budget ran out, or
 `cancel` was set, before all k candidates finished): an interrupted proposal is partial, so
@@ -24,7 +25,8 @@ from segpilot.model import safety
 from segpilot.model.candidates import Candidate, rank
 from segpilot.model.examples import ExampleBank, load_bank
 from segpilot.model.generation import Generation, prompt_parts, tactic_grammar
-from segpilot.model.lexicon import TACTICS
+from segpilot.model.lexicon import TACTICS, leading_tactic
+from segpilot.model.openings import openings
 from segpilot.model.presets import Preset, PromptText, get_preset, theorem_from_state
 from segpilot.model.settings import ModelSettings
 
@@ -147,8 +149,8 @@ class Policy:
         exclude_source: str | None = None,
         k: int | None = None,
     ) -> Request:
-        """The prompt for `state` and, with `lead = "examples"` on a constrained preset, the
-        k leading tactic names (`ExampleBank.lead_names`), likeliest first.
+        """The prompt for `state` and, on a constrained preset unless `lead = "model"`, the
+        starts of the k candidates (`_leads`), likeliest first.
 
         A whole-proof preset given only a state gets the state's first goal as an `example`
         (see `presets.theorem_from_state`). The state, the worked examples and the other
@@ -167,10 +169,29 @@ class Policy:
             state=state_text, theorem=theorem, name=name, proof_before=proof_before, examples=shots
         )
         prefixes: tuple[str, ...] = ()
-        if s.lead == "examples" and self.constrained and state_text:
-            names = self.examples.lead_names(state_text, exclude_source=exclude_source)
-            prefixes = tuple(names[: k or s.k])
+        if s.lead != "model" and self.constrained and state_text:
+            prefixes = self._leads(state_text, k or s.k, exclude_source)
         return Request(prompt, prefixes)
+
+    def _leads(self, state: str, k: int, exclude_source: str | None) -> tuple[str, ...]:
+        """The starts of the k candidates: with `lead = "goal"` the goal's openings first
+        (whole lines; one that closes the goal also ends its candidate), then one tactic
+        name per candidate from the worked examples, skipping names an opening leads with."""
+        out: list[str] = []
+        taken: set[str | None] = set()
+        if self.settings.lead == "goal":
+            for opening in openings(state)[:k]:
+                out.append(opening.line + (self._end if opening.closes else "\n"))
+                taken.add(leading_tactic(opening.line))
+        names = self.examples.lead_names(state, exclude_source=exclude_source)
+        out.extend(n for n in names if n not in taken)
+        return tuple(out[:k])
+
+    @property
+    def _end(self) -> str:
+        """What ends a candidate after its line: the preset's shortest all-newline stop."""
+        ends = [x for x in self.preset.stop if x and not x.strip("\n")]
+        return min(ends, key=len) if ends else "\n"
 
     def postprocess(self, generation: Generation) -> list[Candidate]:
         """Parse, clean, filter and rank the samples of one generation (rejected included,
@@ -195,7 +216,7 @@ class Policy:
                     verdict.uses_sorry,
                 )
             )
-        return rank(out)
+        return rank(out, per_token=self.settings.ranking == "per-token")
 
     def generate(
         self,
@@ -256,6 +277,7 @@ class Policy:
             s.seed,
             self.backend.adapter_key,
             self.constrained,
+            s.ranking,
         )
         with self._cache_lock:
             found = self._cache.find(key)

@@ -69,12 +69,22 @@ class ModelSettings:
             max=8,
         ),
     )
-    lead: Literal["examples", "model"] = field(
-        default="examples",
+    lead: Literal["goal", "examples", "model"] = field(
+        default="goal",
         metadata=_help(
-            "how candidates start: examples means each of the k candidates leads with a "
-            "different tactic name, likeliest first for the goal under the worked examples, "
-            "and the model writes the rest; model means the model picks every token"
+            "how candidates start: goal means the first candidates start with the lines the "
+            "goal's shape determines (intro with fresh names, exact with the hypothesis that "
+            "is the target, constructor, obtain, rfl, ...) and the others as under examples; "
+            "examples means each candidate leads with a different tactic name, likeliest "
+            "first for the goal under the worked examples; the model writes the rest; model "
+            "means the model picks every token"
+        ),
+    )
+    ranking: Literal["per-token", "total"] = field(
+        default="per-token",
+        metadata=_help(
+            "how the model orders candidates: per-token means by mean log-probability per "
+            "token; total means by summed log-probability, which favours short candidates"
         ),
     )
     k: int = field(
