@@ -163,6 +163,34 @@ def test_checked_suggestions_rank_closing_first_then_fewer_goals(tmp_path: Path)
     assert engine.stats.cache_hits == 1
 
 
+def test_a_failed_segment_is_shown_as_its_longest_prefix_lean_accepts(tmp_path: Path) -> None:
+    script = {
+        GOAL: [
+            ("constructor\nexact hp", -1.0),  # `exact hp` fails on `q`: `constructor` stays
+            ("exact hp\nconstructor", -2.0),  # its first tactic fails: nothing stays
+            ("constructor\nexact hq\nexact hq", -3.0),  # the last `exact hq` finds no goal
+            ("constructor\nexact hp\nexact hq", -4.0),  # the first one's prefix again: once
+        ]
+    }
+    engine = make_engine(tmp_path, ScriptedPolicy(script))
+    site = proof_site(TEXT, 1, 2)
+
+    async def scenario():
+        project = engine.project_for(tmp_path / "A.lean")
+        goal = await engine.goal_at(project, "file:///A.lean", TEXT, site)
+        proposal = await engine.suggestions(project, site, goal)
+        await engine.close()
+        return proposal
+
+    proposal = run(scenario())
+    items = [(i.candidate.tactics, i.outcome.kind, i.outcome.goals) for i in proposal.items]
+    assert items == [
+        (("constructor", "exact hq"), "progress", (RIGHT,)),
+        (("constructor",), "progress", (LEFT, RIGHT)),
+    ]
+    assert [i.candidate.text for i in proposal.items] == ["constructor\nexact hq", "constructor"]
+
+
 def test_without_lean_suggestions_are_unchecked_in_model_order(tmp_path: Path) -> None:
     policy = ScriptedPolicy({GOAL: SCRIPT[GOAL]})
     engine = make_engine(tmp_path, policy, checking=False)

@@ -274,6 +274,20 @@ def test_check_many_stops_at_the_deadline(checker: LeanChecker, repl: CountingRe
     assert [o and o.kind for o in outcomes] == ["no-progress", "closed"]
 
 
+def test_longest_accepted_prefix_of_a_failed_block(checker: LeanChecker) -> None:
+    state = root_state(checker)
+    tactics = ("constructor", "exact hq", "exact hq")
+    assert checker.check(state, "\n".join(tactics)).kind == "error"
+    n, outcome = checker.longest_accepted(state, tactics) or (0, None)
+    assert n == 2 and outcome is not None
+    assert (outcome.kind, outcome.goals) == ("progress", (RIGHT,))
+    # The first tactic fails: no prefix is accepted.
+    assert checker.longest_accepted(state, ("exact hp", "constructor")) is None
+    calls = checker.calls["check"]
+    assert checker.longest_accepted(state, tactics, deadline=time.monotonic() - 1) is None
+    assert checker.calls["check"] == calls
+
+
 @pytest.mark.parametrize(
     ("declaration", "verdict"),
     [

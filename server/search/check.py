@@ -327,6 +327,30 @@ class LeanChecker:
             out.append(self.check(state, block))
         return out + [None] * (len(blocks) - len(out))
 
+    def longest_accepted(
+        self,
+        state: LeanState,
+        tactics: Sequence[str],
+        *,
+        cancel: threading.Event | None = None,
+        deadline: float | None = None,
+    ) -> tuple[int, Outcome] | None:
+        """For a block that failed as a whole: its longest proper prefix of top-level
+        `tactics` that Lean runs without error, as (number of tactics, outcome), trying the
+        longest first; None when none does (or `cancel`/`deadline` stopped the search).
+
+        A segment's later lines are the model's guess at what follows; its first moves
+        can be right when they are not, and each prefix is one cached REPL call."""
+        for n in range(len(tactics) - 1, 0, -1):
+            if (cancel is not None and cancel.is_set()) or (
+                deadline is not None and time.monotonic() >= deadline
+            ):
+                return None
+            outcome = self.check(state, "\n".join(tactics[:n]))
+            if outcome.kind != "error":
+                return n, outcome
+        return None
+
     def verify(self, header: str, declaration: str) -> tuple[bool, str]:
         """Re-check a finished declaration in command mode (tactic mode has accepted wrong
         proofs before): `(True, "")` when Lean reports no error and no sorry, else

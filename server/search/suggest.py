@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from segpilot.lean.errors import LeanProcessError
+from segpilot.model.candidates import Candidate
 from segpilot.model.policy import Proposed
-from segpilot.search.check import LeanChecker, LeanState
+from segpilot.search.check import LeanChecker, LeanState, Outcome
 from segpilot.search.ranking import Checked, rank_checked
 
 
@@ -95,21 +96,54 @@ def propose_checked(
             cancel=cancel,
             deadline=started + check_budget_s,
         )
+        done = _with_accepted_prefixes(
+            checker, state, candidates, outcomes, cancel, started + check_budget_s
+        )
     except LeanProcessError as err:
         items = tuple(Checked(c, None) for c in candidates)
         # Shown unchecked, but not kept: once Lean is back the same goal is checked.
         check_s = time.monotonic() - started
         return Proposal(goal, items, False, str(err), model_s, check_s, complete=False)
     check_s = time.monotonic() - started
-    done = [Checked(c, o) for c, o in zip(candidates, outcomes, strict=True) if o is not None]
     return Proposal(
         goal,
         tuple(rank_checked(done)),
         True,
         model_s=model_s,
         check_s=check_s,
-        complete=proposed.complete and len(done) == len(candidates),
+        complete=proposed.complete and None not in outcomes,
     )
+
+
+def _with_accepted_prefixes(
+    checker: LeanChecker,
+    state: LeanState,
+    candidates: list[Candidate],
+    outcomes: list[Outcome | None],
+    cancel: threading.Event | None,
+    deadline: float,
+) -> list[Checked]:
+    """The checked candidates, a failed multi-tactic one replaced by its longest prefix
+    that Lean accepts (`LeanChecker.longest_accepted`) unless another candidate already is
+    that text; candidates not run (cancelled, out of time) are left out."""
+    done: list[Checked] = []
+    texts = {c.text for c in candidates}
+    for candidate, outcome in zip(candidates, outcomes, strict=True):
+        if outcome is None:
+            continue
+        if outcome.kind == "error" and len(candidate.tactics) > 1:
+            found = checker.longest_accepted(
+                state, candidate.tactics, cancel=cancel, deadline=deadline
+            )
+            if found is not None:
+                n, outcome = found
+                kept = candidate.tactics[:n]
+                if "\n".join(kept) in texts:
+                    continue
+                candidate = replace(candidate, text="\n".join(kept), tactics=kept)
+                texts.add(candidate.text)
+        done.append(Checked(candidate, outcome))
+    return done
 
 
 def best_move(proposal: Proposal) -> Checked | None:
