@@ -14,7 +14,7 @@ ROWS = [
     {"source": "b", "state": "⊢ q", "target": "exact hq", "tactics": ["exact hq"]},
 ]
 SCRIPT = {
-    "⊢ p → p": (["intro h\nexact h", "intro x", "the proof"], ["intro h\nexact h", "intro x"]),
+    "⊢ p → p": (["intro h\nexact h", "intro x", "the proof"], ["intro x", "intro h\nexact h"]),
     "⊢ x = x": (["simp [h", "rfl"], ["rfl"]),
     "⊢ q": (["exact  hq", "ice"], ["exact  hq"]),
 }
@@ -41,6 +41,9 @@ def test_metrics_on_known_answers(tmp_path):
     assert overall["name_at_k"] == pytest.approx(2 / 3)  # intro, exact; not simp
     assert overall["first_at_k"] == pytest.approx(2 / 3)
     assert overall["segment_at_k"] == pytest.approx(2 / 3)
+    # The best-ranked alone: `intro x` has the right name, not the right line.
+    assert overall["name_at_1"] == pytest.approx(2 / 3)
+    assert overall["first_at_1"] == pytest.approx(1 / 3)
     assert overall["distinct"] == pytest.approx(4 / 3)
     assert overall["seconds"] == pytest.approx(1.0)
     by = report.as_dict()["by_source"]
@@ -62,6 +65,7 @@ def test_compare_syntax():
         "adapter=a.gguf,preset=step",
         {"adapter_path": "a.gguf", "preset": "step"},
     )
+    assert ev.parse_config("ranking=total,lead=goal")[1] == {"ranking": "total", "lead": "goal"}
     with pytest.raises(Exception, match="KEY=VALUE"):
         ev.parse_config("colour=blue")
 

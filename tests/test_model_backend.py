@@ -204,8 +204,10 @@ def test_policy_on_the_real_model_returns_distinct_ranked_candidates(backend):
     candidates = policy.propose("n : Nat\n⊢ n + 0 = n", include_rejected=True)
     assert 0 < len(candidates) <= 8
     assert len({c.text for c in candidates}) == len(candidates)
-    accepted = [c.logprob for c in candidates if c.accepted and not c.uses_sorry]
+    # Ranked by mean log-probability per token (the default `ranking`).
+    accepted = [c.logprob / c.n_tokens for c in candidates if c.accepted and not c.uses_sorry]
     assert accepted == sorted(accepted, reverse=True)
+    assert all(c.n_tokens > 0 for c in candidates)
     assert policy.propose("n : Nat\n⊢ n + 0 = n", include_rejected=True) == candidates
 
 

@@ -1,4 +1,5 @@
-"""Ranking checked candidates: closes > fewer goals left > model score; unchecked keep order."""
+"""Ranking checked candidates: closes > fewer goals left > the model's order; unchecked keep
+order."""
 
 from __future__ import annotations
 
@@ -22,11 +23,12 @@ def item(name: str, logprob: float, kind: str | None = None, n_goals: int = 0) -
         (
             [
                 item("two_goals", -0.1, "progress", 2),
-                item("one_goal_weak", -0.5, "progress", 1),
+                item("one_goal_ranked_first", -0.5, "progress", 1),
                 item("closes", -3.0, "closed"),
-                item("one_goal_strong", -0.2, "progress", 1),
+                item("one_goal_ranked_later", -0.2, "progress", 1),
             ],
-            ["closes", "one_goal_strong", "one_goal_weak", "two_goals"],
+            # Among equals the policy's order stands (its ranking is per token, not the sum).
+            ["closes", "one_goal_ranked_first", "one_goal_ranked_later", "two_goals"],
         ),
         (
             [
@@ -47,14 +49,14 @@ def item(name: str, logprob: float, kind: str | None = None, n_goals: int = 0) -
         ([], []),
     ],
     ids=[
-        "closed-then-goals-then-score",
+        "closed-then-goals-then-model-order",
         "drops-rejected",
         "unchecked-keep-order",
         "mixed",
         "empty",
     ],
 )
-def test_rank_checked_orders_by_outcome_then_score(
+def test_rank_checked_orders_by_outcome_then_model_order(
     items: list[Checked], expected: list[str]
 ) -> None:
     assert [c.candidate.text for c in rank_checked(items)] == expected

@@ -25,13 +25,15 @@ measures (overall, and per source file when there are several):
   name@k          the recorded first tactic's name is some candidate's first tactic name
   first@k         some candidate's first line is the recorded first line (spaces normalised)
   segment@k       some candidate is the whole recorded block (spaces normalised)
+  name@1, first@1 the same for the best-ranked candidate alone (what a user sees first)
   distinct/state  distinct accepted candidates per state
   s/state         seconds per state
 
 --compare CONFIG ...: several configurations on the same rows in one run, side by side.
   A CONFIG is comma-separated KEY=VALUE pairs over the flags' settings, with KEY one of
-  model, adapter, preset, k, temperature, top_p, seed, max_tokens, shots, lead; each starts
-  from the settings the other flags give (config file < environment < flags < CONFIG)."""
+  model, adapter, preset, k, temperature, top_p, seed, max_tokens, shots, lead, ranking;
+  each starts from the settings the other flags give (config file < environment < flags <
+  CONFIG)."""
 
 EPILOG = """\
 examples:

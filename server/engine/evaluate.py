@@ -9,6 +9,7 @@ against the recorded tactic (a step) or block (a segment):
 * name@k: the recorded first tactic's name is the first tactic name of some candidate;
 * first@k: some candidate's first line equals the recorded first line (whitespace-normalised);
 * segment@k: some candidate equals the whole recorded block (whitespace-normalised);
+* name@1, first@1: the same for the best-ranked candidate alone (what a user sees first);
 * distinct: accepted candidates per state after de-duplication; seconds per state.
 """
 
@@ -27,12 +28,23 @@ from segpilot.lean.lexer import LexError, strip_comments
 from segpilot.model.lexicon import leading_tactic, well_formed
 from segpilot.segments import BadRow, read_trajectories
 
-METRICS = ("well_formed", "name_at_k", "first_at_k", "segment_at_k", "distinct", "seconds")
+METRICS = (
+    "well_formed",
+    "name_at_k",
+    "first_at_k",
+    "segment_at_k",
+    "name_at_1",
+    "first_at_1",
+    "distinct",
+    "seconds",
+)
 METRIC_LABELS = {
     "well_formed": "well-formed",
     "name_at_k": "name@k",
     "first_at_k": "first@k",
     "segment_at_k": "segment@k",
+    "name_at_1": "name@1",
+    "first_at_1": "first@1",
     "distinct": "distinct/state",
     "seconds": "s/state",
 }
@@ -58,6 +70,8 @@ class Scores:
     name: int = 0
     first: int = 0
     segment: int = 0
+    name_top: int = 0
+    first_top: int = 0
     distinct: int = 0
     seconds: float = 0.0
 
@@ -73,6 +87,8 @@ class Scores:
             "name_at_k": self.name / n,
             "first_at_k": self.first / n,
             "segment_at_k": self.segment / n,
+            "name_at_1": self.name_top / n,
+            "first_at_1": self.first_top / n,
             "distinct": self.distinct / n,
             "seconds": self.seconds / n,
         }
@@ -121,6 +137,7 @@ def score_state(
     want_name = leading_tactic(want[0]) if want else None
     want_block = [normalise_line(x) for x in want]
     got = [_lines(c) for c in candidates]
+    top = got[0] if got and got[0] else None
     return Scores(
         states=1,
         samples=len(samples),
@@ -131,6 +148,12 @@ def score_state(
         first=int(bool(want_first) and any(g and normalise_line(g[0]) == want_first for g in got)),
         segment=int(
             bool(want_block) and any([normalise_line(x) for x in g] == want_block for g in got)
+        ),
+        name_top=int(
+            want_name is not None and top is not None and leading_tactic(top[0]) == want_name
+        ),
+        first_top=int(
+            bool(want_first) and top is not None and normalise_line(top[0]) == want_first
         ),
         distinct=len(candidates),
         seconds=seconds,
@@ -244,8 +267,8 @@ def format_reports(reports: Sequence[Report]) -> str:
 def parse_config(text: str) -> tuple[str, dict[str, str]]:
     """`--compare` syntax: comma-separated KEY=VALUE pairs, e.g. `preset=step` or
     `adapter=mine.gguf,preset=segment`; KEY is one of model, adapter, preset, k,
-    temperature, top_p, seed, max_tokens, shots, lead. Returns the label and the model-setting
-    overrides."""
+    temperature, top_p, seed, max_tokens, shots, lead, ranking. Returns the label and the
+    model-setting overrides."""
     keys = {
         "model": "model_path",
         "adapter": "adapter_path",
@@ -257,6 +280,7 @@ def parse_config(text: str) -> tuple[str, dict[str, str]]:
         "max_tokens": "max_tokens",
         "shots": "shots",
         "lead": "lead",
+        "ranking": "ranking",
     }
     out: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):

@@ -127,12 +127,17 @@ def dedup_key(block: str) -> str:
     )
 
 
-def rank(candidates: Iterable[Candidate]) -> list[Candidate]:
+def rank(candidates: Iterable[Candidate], *, per_token: bool = True) -> list[Candidate]:
     """Drop duplicates (keeping the better score) and order: accepted before rejected (those
-    using sorry among them), then by score."""
+    using sorry among them), then by score: the mean log-probability per token, or with
+    `per_token` off the total, which favours short candidates (every token costs)."""
     best: dict[str, Candidate] = {}
     for c in candidates:
         key = dedup_key(c.text)
         if key not in best or c.logprob > best[key].logprob:
             best[key] = c
-    return sorted(best.values(), key=lambda c: (not c.accepted, -c.logprob))
+
+    def score(c: Candidate) -> float:
+        return c.logprob / max(c.n_tokens, 1) if per_token else c.logprob
+
+    return sorted(best.values(), key=lambda c: (not c.accepted, -score(c)))

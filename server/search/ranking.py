@@ -1,4 +1,5 @@
-"""Order checked candidates for display: closes the goal > fewer goals left > model score."""
+"""Order checked candidates for display: closes the goal > fewer goals left > the model's
+order (the policy's ranking, `segpilot.model.candidates.rank`)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ class Checked:
 
 def rank_checked(items: Iterable[Checked]) -> list[Checked]:
     """Drop what Lean rejected or what changed nothing; checked candidates first (closed,
-    then fewer goals left, then higher log-probability), then unchecked ones in the order
-    given (the model's)."""
+    then fewer goals left, then in the order given: the model's), then unchecked ones in the
+    order given."""
     checked: list[Checked] = []
     unchecked: list[Checked] = []
     for item in items:
@@ -39,7 +40,7 @@ def rank_checked(items: Iterable[Checked]) -> list[Checked]:
     return checked + unchecked
 
 
-def _rank_key(item: Checked) -> tuple[bool, int, float]:
+def _rank_key(item: Checked) -> tuple[bool, int]:
     outcome = item.outcome
     assert outcome is not None
-    return outcome.kind != "closed", outcome.n_goals, -item.candidate.logprob
+    return outcome.kind != "closed", outcome.n_goals
