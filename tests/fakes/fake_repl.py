@@ -97,8 +97,8 @@ when the state's root goal has other goals pending (states of sorries inside a t
 step, test:name_generator). Messages in tactic mode sit at line 0 (the proof state has no
 file map: test:invalid_tactic); sorries there carry no position (JSON.lean `Sorry`).
 
-Not modelled: elaboration (every result comes from a recording); the wording of syntax
-errors other than the two above; term-level `match`/`do`/`let rec` and the tactics
+Not modelled: elaboration (results come from recordings, but for `--elaborate`); the
+wording of syntax errors other than the two above; term-level `match`/`do`/`let rec` and the tactics
 `open ... in`/`set_option ... in` (a syntax error of the model); the syntax of tactics
 outside the table (`unknown tactic`) and details of those in it (the `conv` language,
 rcases patterns, `calc` steps are taken loosely); precedence of term operators (a term is
@@ -109,7 +109,17 @@ no goal has, and statuses nothing recorded says (exit 3); which tactics `t <;> u
 `allTactics` list more than once; messages, traces and `usedConstants` other than
 recorded ones.
 
+With `--elaborate`, a tactic (a leaf of the structure above) or a command that nothing
+recorded is elaborated by `core_logic.py` when it lies in that module's fragment (core
+logic: →, ∧, ∨, ↔, ¬, =, Nat numerals; see its docstring): a tactic gets the goals,
+status and errors Lean gives; a `theorem`/`example` declaration with a `:= by` proof run in
+a fresh environment gets its `sorries`, the `declaration uses sorry` warning and, with
+`allTactics`, its `tactics` entries (`usedConstants` as `graphs.py` writes them: the REPL's
+real list is not modelled). Recordings still win; outside the fragment the behaviour is
+the unrecorded one above. Without the flag nothing changes.
+
 Usage: fake_repl.py [GRAPH] [--delay SECONDS] [--unrecorded-tactics {fatal,error}]
+                    [--elaborate]
 (GRAPH defaults to $FAKE_REPL_GRAPH, then repl_graph.json beside this file.) Fault switches
 for tests are leading lines of a `cmd` or `tactic` text:
   fake:crash        exit without replying         fake:hang     never reply
@@ -130,6 +140,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+try:  # imported as part of the tests' `fakes` package, or run as a script
+    from . import core_logic
+except ImportError:
+    import core_logic  # type: ignore[no-redef]
 
 DEFAULT_GRAPH = Path(__file__).with_name("repl_graph.json")
 FAULT_PREFIX = "fake:"
@@ -1358,7 +1373,24 @@ class Runner:
             return self.then(node, goals)
         if kind in ("first", "orelse"):
             return self.first(node.alts, goals, status)
+        if self.repl.elaborate and kind == "leaf":
+            found = self.elaborated(node, goals)
+            if found is not None:
+                return found
         return self.unrecorded(node, goals)
+
+    def elaborated(self, node: Syn, goals: list[str]) -> Result | None:
+        """`--elaborate`: the tactic as `core_logic` elaborates it, or None outside its
+        fragment. A logged error admits the main goal (test:invalid_tactic)."""
+        done = core_logic.run_tactic(goals, node.text)
+        if done is None:
+            return None
+        if done.thrown is not None:
+            return Thrown(done.thrown)
+        if done.logged:
+            errors = [_logged_error(text) for text in done.logged]
+            return Outcome(done.goals, errors, status=CONTAINS_SORRY, sorry=True)
+        return Outcome(done.goals, status=None if done.goals else COMPLETED)
 
     def seq(self, tactics: list[Syn], goals: list[str], status: str | None) -> Result:
         done = Outcome(list(goals), status=status)
@@ -1532,8 +1564,11 @@ def entry_goals(info: dict[str, Any]) -> list[str]:
 
 
 class FakeRepl:
-    def __init__(self, graph: dict[str, Any], unrecorded_tactics: str = "fatal") -> None:
+    def __init__(
+        self, graph: dict[str, Any], unrecorded_tactics: str = "fatal", elaborate: bool = False
+    ) -> None:
         self.unrecorded_tactics = unrecorded_tactics
+        self.elaborate = elaborate
         self.commands: list[dict[str, Any]] = graph["commands"]
         self.edges: dict[tuple[tuple[str, ...], str], dict[str, Any]] = {}
         # recordings that closed their one goal cleanly, by the goal without its `case` tag
@@ -1577,9 +1612,15 @@ class FakeRepl:
             for c in self.commands
             if _options(c["request"]) == wanted and set(c["requires"]) <= set(lineage)
         ]
-        if not matches:
+        elaborated = None
+        if not matches and self.elaborate and not lineage:
+            elaborated = self.elaborated_command(request)
+        if not matches and elaborated is None:
             raise Fatal(f"fake_repl: no recorded reply for {wanted!r} after {list(lineage)}", 3)
-        reply = copy.deepcopy(max(matches, key=lambda c: len(c["requires"]))["reply"])
+        if elaborated is not None:
+            reply = elaborated
+        else:
+            reply = copy.deepcopy(max(matches, key=lambda c: len(c["requires"]))["reply"])
         sorries = reply.get("sorries", [])
         for sorry in sorries:  # one goal each: the main goal for a tactic `sorry`
             if sorry.get("proofState") is not None:
@@ -1593,6 +1634,88 @@ class FakeRepl:
         self.envs.append((*lineage, text))
         reply["env"] = len(self.envs) - 1
         return public(reply)
+
+    def elaborated_command(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """`--elaborate`: the reply to a declaration of `core_logic`'s fragment, in a fresh
+        environment, when its proof is modelled: each tactic elaborated in turn, each
+        top-level `sorry` a sorry of the main goal (with the warning at the declared name or
+        `example`), every goal closed. Errors and unsolved goals are not modelled (their
+        positions are not established), nor `allTactics` for nested or multi-line tactics."""
+        if set(_options(request)) - {"cmd", "allTactics"}:
+            return None
+        cmd: str = request["cmd"]
+        decl = core_logic.parse_declaration(cmd)
+        if decl is None:
+            return None
+        parser = _Parser(cmd)
+        at = next((k for k, t in enumerate(parser.toks) if t.start == decl.by_offset - 2), None)
+        if at is None or not parser.toks[at].word("by"):
+            return None
+        parser.i = at + 1
+        if parser.peek().col <= parser.toks[0].col:
+            return None  # not right of the command (`checkColGt`; test:line_breaks): an error
+        try:
+            seq = parser.seq()
+        except ParseError:
+            return None
+        if parser.peek().kind != "eof":
+            return None
+        all_tactics = bool(request.get("allTactics"))
+        for tac in seq:
+            inner = [n for n, _ in tac.walk()][1:]
+            if any(n.kind == "leaf" and n.name == "sorry" for n in inner):
+                return None
+            if all_tactics and (inner or tac.kind != "leaf" or "\n" in tac.text):
+                return None
+
+        def span(node: Syn) -> dict[str, Any]:
+            (line, col), (end_line, end_col) = position(cmd, node.start), position(cmd, node.end)
+            return {
+                "pos": {"line": line, "column": col},
+                "endPos": {"line": end_line, "column": end_col},
+            }
+
+        goals = [decl.goal]
+        sorries: list[dict[str, Any]] = []
+        entries: list[dict[str, Any]] = []
+        runner = Runner(self)
+        for tac in seq:
+            if not goals:
+                return None  # `No goals to be solved` (an error: not modelled here)
+            sorry = tac.kind == "leaf" and tac.name == "sorry"
+            entries.append({
+                "usedConstants": ["sorryAx"] if sorry else [],
+                "tactic": tac.text,
+                "proofState": 0,
+                **span(tac),
+                "goals": "\n".join(goals),
+                "fake:goals": list(goals),
+            })  # fmt: skip
+            if sorry:
+                sorries.append({"proofState": 0, **span(tac), "goal": goals[0]})
+                goals = goals[1:]
+                continue
+            found = runner.run(tac, goals, None)
+            if isinstance(found, Thrown) or found.messages or found.sorries or found.traces:
+                return None
+            goals = found.goals
+        if goals:
+            return None  # `unsolved goals` (an error: not modelled here)
+        reply: dict[str, Any] = {}
+        if sorries:
+            line, col = position(cmd, decl.name_span[0])
+            end_line, end_col = position(cmd, decl.name_span[1])
+            warning = {
+                "severity": "warning",
+                "pos": {"line": line, "column": col},
+                "endPos": {"line": end_line, "column": end_col},
+                "data": "declaration uses `sorry`",
+            }
+            reply.update(sorries=sorries, messages=[warning])
+        if all_tactics:
+            reply["tactics"] = entries
+        reply["env"] = 0
+        return reply
 
     def tactic(self, request: dict[str, Any]) -> dict[str, Any]:
         state_id, text = request["proofState"], request["tactic"]
@@ -1766,10 +1889,15 @@ def main(argv: list[str] | None = None) -> int:
         default="fatal",
         help="a tactic with no recording ends the process (fatal) or gets Lean's error reply",
     )
+    parser.add_argument(
+        "--elaborate",
+        action="store_true",
+        help="elaborate unrecorded commands and tactics of core_logic.py's fragment",
+    )
     args = parser.parse_args(argv)
     graph = json.loads(Path(args.graph or DEFAULT_GRAPH).read_text(encoding="utf-8"))
     try:
-        repl = FakeRepl(graph, args.unrecorded_tactics)
+        repl = FakeRepl(graph, args.unrecorded_tactics, args.elaborate)
         with (
             open(sys.stdin.fileno(), encoding="utf-8", closefd=False) as stdin,
             open(sys.stdout.fileno(), "w", encoding="utf-8", closefd=False) as stdout,
