@@ -50,6 +50,7 @@ def test_shape_reads_the_top_level_connective_with_lean_s_precedences(text, expe
         ("⊢ True", ["trivial"]),
         ("x : Nat\n⊢ x = x", ["rfl"]),
         ("⊢ 2 + 3 = 5", ["rfl"]),
+        ("x y : Nat\nh : x = y\n⊢ y = x", ["exact h.symm"]),
         ("p : Prop\nhp : p\nhnp : ¬p\n⊢ False", ["contradiction"]),
         ("α : Type\np : α → Prop\nh : ∃ x, p x\n⊢ True", ["trivial", "obtain ⟨x, hx⟩ := h"]),
         # An inaccessible hypothesis cannot be named: `assumption` finds it.

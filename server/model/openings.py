@@ -3,10 +3,10 @@
 A 135M model picks a sensible tactic name once it is led to one, but the text after the
 name is where it drifts into prose (`exact not True`). For the shapes that decide a first
 move in core logic, the goal already says what to write: `intro` with fresh names for the
-target's leading binders, `exact h` for a hypothesis that is the target, `constructor` on
-`∧`/`↔`, `left`/`right` on `∨`, `obtain ⟨a, b⟩ := h` for a conjunction in context, `rfl`
-on an equation whose sides match, `trivial` on `True`. `openings` lists those lines, the
-ones that close the goal first; the policy forces them as the starts of its candidates and
+target's leading binders, `exact h` for a hypothesis that is the target (`h.symm` for an
+equation the other way round), `constructor` on `∧`/`↔`, `left`/`right` on `∨`,
+`obtain ⟨a, b⟩ := h` for a conjunction in context, `rfl` on an equation whose sides match,
+`trivial` on `True`. `openings` lists those lines, the ones that close the goal first; the policy forces them as the starts of its candidates and
 the model scores them and writes what follows (see `Policy.plan`). Lean still checks every
 candidate: an opening is a likely move, never a claim.
 
@@ -180,6 +180,10 @@ class _Names:
         return self.fresh("h" + text if _IDENT.fullmatch(text) and len(text) <= 2 else "h")
 
 
+def _same(a: Prop, b: Prop) -> bool:
+    return a.kind == b.kind and [_norm(p) for p in a.parts] == [_norm(p) for p in b.parts]
+
+
 def _accessible(name: str) -> bool:
     return "✝" not in name and _IDENT.fullmatch(name) is not None
 
@@ -233,6 +237,10 @@ def goal_openings(goal: Goal) -> list[Opening]:
         left, right = (_norm(p) for p in target.parts)
         if left == right or (_closed_arith(left) and _closed_arith(right)):
             closing.append(Opening("rfl", True))
+        swapped = Prop("eq", tuple(reversed(target.parts)))
+        for name, prop in hyp_props:
+            if _accessible(name) and prop.kind == "eq" and _same(prop, swapped):
+                closing.append(Opening(f"exact {name}.symm", True))
     negated = {_norm(_strip_parens(p.parts[0])) for _, p in hyp_props if p.kind == "not"}
     if any(p.kind == "false" for _, p in hyp_props) or negated & set(by_type):
         closing.append(Opening("contradiction", True))
