@@ -6,9 +6,10 @@ move in core logic, the goal already says what to write: `intro` with fresh name
 target's leading binders, `exact h` for a hypothesis that is the target (`h.symm` for an
 equation the other way round), `constructor` on `∧`/`↔`, `left`/`right` on `∨`,
 `obtain ⟨a, b⟩ := h` for a conjunction in context, `rfl` on an equation whose sides match,
-`trivial` on `True`. `openings` lists those lines, the ones that close the goal first; the policy forces them as the starts of its candidates and
-the model scores them and writes what follows (see `Policy.plan`). Lean still checks every
-candidate: an opening is a likely move, never a claim.
+`trivial` on `True`. `openings` lists those lines, the ones that close the goal first;
+the policy forces them as the starts of its candidates and the model scores them and writes
+what follows (see `Policy.plan`). Lean still checks every candidate: an opening is a likely
+move, never a claim.
 
 Propositions are read by their top-level connective with Lean's precedences (`↔` 20,
 `→` 25, `∨` 30, `∧` 35, `¬` 40, `=` 50; `→`, `∨`, `∧` associate to the right), brackets
