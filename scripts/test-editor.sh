@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The VS Code extension's checks: install what they need (scripts/setup-editor.sh, cached
+# outside the repository), then type-check, unit tests (mocked `vscode`), protocol tests
+# (a JSON-RPC client against the real `segpilot serve`), package the .vsix, and the end-to-end
+# test in code-server + headless Chromium. Needs the Python set-up (scripts/setup.sh) first.
+# Exits non-zero when any of them fails. scripts/test.sh runs this after pytest.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+say() { printf 'segpilot test-editor: %s\n' "$*"; }
+started=$SECONDS
+
+if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import segpilot' 2>/dev/null; then
+  say "the Python set-up is missing: run bash scripts/setup.sh first" >&2
+  exit 1
+fi
+bash scripts/setup-editor.sh
+eval "$(bash scripts/setup-editor.sh --print-env)"
+export SEGPILOT_NODE24 SEGPILOT_CODE_SERVER SEGPILOT_CHROMIUM
+export SEGPILOT_PYTHON="$ROOT/.venv/bin/python"
+say "setup took $((SECONDS - started)) s"
+
+cd vscode-extension
+step() {
+  local name="$1"
+  shift
+  local t=$SECONDS
+  say "$name"
+  "$@"
+  say "$name: ok ($((SECONDS - t)) s)"
+}
+step "settings in package.json match the sidecar's" "$SEGPILOT_PYTHON" ../scripts/gen_vscode_settings.py --check
+step "type-check (tsc --noEmit)" npm run --silent typecheck
+step "unit tests" npm run --silent test:unit
+step "protocol tests against segpilot serve" npm run --silent test:protocol
+step "package the .vsix" npm run --silent package
+step "end to end in code-server + Chromium" npm run --silent test:e2e
+say "all extension checks passed ($((SECONDS - started)) s)"

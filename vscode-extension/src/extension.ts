@@ -1,0 +1,366 @@
+/**
+ * segpilot for VS Code: starts `segpilot serve` through vscode-languageclient on Lean 4
+ * files. Ghost text, code actions and the sidecar's commands come from the client's standard
+ * features; this file adds what the sidecar cannot do alone: finding and restarting it,
+ * settings, the goal bridge to the official Lean 4 extension, the status bar and commands.
+ */
+import * as fs from 'node:fs';
+import * as vscode from 'vscode';
+import {
+  CloseAction,
+  DidChangeConfigurationNotification,
+  ErrorAction,
+  ExecuteCommandRequest,
+  LanguageClient,
+  LanguageClientOptions,
+  ServerOptions,
+  State,
+  TransportKind,
+} from 'vscode-languageclient/node';
+import { CrashBudget, Once } from './crashBudget';
+import { GoalBridge } from './goalBridge';
+import { LEAN4_EXTENSION_ID } from './leanApi';
+import { MISSING_FIX, resolveServerCommand, ServerCommand } from './serverCommand';
+import { ManifestProperty, sidecarKeys, sidecarSettings } from './settings';
+import { Activity, Phase, phaseFromStatus, SidecarStatus, statusView } from './status';
+
+export const LANGUAGE = 'lean4';
+export const STATUS_REQUEST = 'segpilot/status';
+export const GOAL_STATE = 'segpilot/goalState';
+export const ACCEPTED = 'segpilot.suggestionAccepted';
+/** The sidecar's commands (registered in VS Code by the client under these ids). */
+export const SIDECAR = {
+  proveTheorem: 'segpilot.proveTheorem',
+  proveFile: 'segpilot.proveFile',
+  reloadModel: 'segpilot.reloadModel',
+} as const;
+/** The extension's own commands (package.json `contributes.commands`). */
+export const COMMANDS = {
+  proveAtCursor: 'segpilot.proveAtCursor',
+  proveThisFile: 'segpilot.proveThisFile',
+  fineTune: 'segpilot.fineTune',
+  reload: 'segpilot.reload',
+  showLog: 'segpilot.showLog',
+  showStatus: 'segpilot.showStatus',
+} as const;
+export const FINE_TUNE_UNAVAILABLE =
+  'segpilot: fine-tuning on this project is not available yet (the training command does not exist yet).';
+
+class Sidecar implements vscode.Disposable {
+  client: LanguageClient | undefined;
+  private phase: Phase = 'starting';
+  private detail = '';
+  private readonly budget = new CrashBudget();
+  private readonly missing: Once;
+  private readonly crashedOut: Once;
+  private readonly activity: Activity;
+  private readonly bridge: GoalBridge;
+  private readonly item: vscode.StatusBarItem;
+  private stopping = false;
+
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    readonly output: vscode.LogOutputChannel,
+  ) {
+    this.item = vscode.window.createStatusBarItem('segpilot.status', vscode.StatusBarAlignment.Right, 100);
+    this.item.name = 'segpilot';
+    this.item.command = COMMANDS.showStatus;
+    this.item.show();
+    this.missing = new Once((message) => this.notify(message, true));
+    this.crashedOut = new Once((message) => this.notify(message, false));
+    this.activity = new Activity((thinking) => this.render(thinking));
+    this.bridge = new GoalBridge({
+      exports: () => {
+        const official = vscode.extensions.getExtension(LEAN4_EXTENSION_ID);
+        if (!official) return undefined;
+        return official.isActive ? official.exports : official.activate();
+      },
+      log: (line) => this.log(line),
+    });
+    this.render(false);
+  }
+
+  log(line: string): void {
+    this.output.appendLine(`[segpilot] ${line}`);
+  }
+
+  private notify(message: string, settingsButton: boolean): void {
+    const actions = settingsButton ? ['Open Settings', 'Show Log'] : ['Show Log'];
+    void vscode.window.showErrorMessage(message, ...actions).then((choice) => {
+      if (choice === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', 'segpilot.server');
+      if (choice === 'Show Log') this.output.show(true);
+    });
+  }
+
+  setPhase(phase: Phase, detail = ''): void {
+    this.phase = phase;
+    this.detail = detail;
+    this.render(this.activity.busy);
+  }
+
+  private render(thinking: boolean): void {
+    const shown = thinking && (this.phase === 'ready' || this.phase === 'unchecked') ? 'thinking' : this.phase;
+    const view = statusView(shown, this.detail);
+    this.item.text = view.text;
+    this.item.tooltip = view.tooltip;
+    this.item.backgroundColor = view.alarming ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
+  }
+
+  private settings(): Record<string, unknown> {
+    const properties = (this.context.extension?.packageJSON?.contributes?.configuration?.properties ??
+      {}) as Record<string, ManifestProperty>;
+    const config = vscode.workspace.getConfiguration('segpilot');
+    return sidecarSettings(sidecarKeys(properties), (key) => config.inspect(key));
+  }
+
+  private command(): ServerCommand | undefined {
+    const config = vscode.workspace.getConfiguration('segpilot.server');
+    return resolveServerCommand(
+      { command: config.get<string[]>('command') ?? [], pythonPath: config.get<string>('pythonPath') ?? '' },
+      {
+        folders: (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath),
+        pathVariable: process.env.PATH ?? '',
+        platform: process.platform,
+        isExecutable: (file) => {
+          try {
+            fs.accessSync(file, fs.constants.X_OK);
+            return fs.statSync(file).isFile();
+          } catch {
+            return false;
+          }
+        },
+      },
+    );
+  }
+
+  async start(): Promise<void> {
+    this.stopping = false;
+    const found = this.command();
+    if (!found) {
+      this.setPhase('error', 'segpilot was not found');
+      this.log(`segpilot was not found. ${MISSING_FIX}`);
+      this.missing.show(`segpilot: the sidecar was not found. ${MISSING_FIX}`);
+      return;
+    }
+    this.log(`starting ${found.command} ${found.args.join(' ')} (from ${found.origin})`);
+    this.setPhase('starting');
+    const serverOptions: ServerOptions = {
+      command: found.command,
+      args: found.args,
+      transport: TransportKind.stdio,
+      options: { cwd: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath },
+    };
+    const clientOptions: LanguageClientOptions = {
+      documentSelector: [{ language: LANGUAGE }],
+      outputChannel: this.output,
+      initializationOptions: this.settings(),
+      initializationFailedHandler: (error) => {
+        this.log(`the sidecar failed to initialize: ${String(error)}`);
+        return false;
+      },
+      errorHandler: {
+        error: (_error, _message, count) => ({ action: (count ?? 0) <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown }),
+        closed: () => {
+          if (this.stopping) return { action: CloseAction.DoNotRestart, handled: true };
+          if (this.budget.crashed()) {
+            this.log(`the sidecar stopped; restarting it (${this.budget.recent} of ${this.budget.limit})`);
+            this.setPhase('starting', 'restarting after a crash');
+            return { action: CloseAction.Restart, handled: true };
+          }
+          this.setPhase('error', 'the sidecar crashed repeatedly');
+          this.crashedOut.show(
+            `segpilot: the sidecar stopped ${this.budget.recent} times in a few minutes and is not restarted. ` +
+              'See the log; "segpilot: Reload model" does not help here, reloading the window does.',
+          );
+          return { action: CloseAction.DoNotRestart, handled: true };
+        },
+      },
+      middleware: {
+        provideInlineCompletionItems: async (document, position, context, token, next) => {
+          this.activity.begin();
+          try {
+            await this.sendGoals(document, position);
+            const result = await next(document, position, context, token);
+            return result;
+          } finally {
+            this.activity.end();
+          }
+        },
+        executeCommand: async (command, args, next) => {
+          if (command === ACCEPTED) {
+            const info = (args[0] ?? {}) as { checked?: boolean; outcome?: string | null };
+            this.log(`suggestion accepted (${info.checked ? `checked: ${info.outcome}` : 'unchecked'})`);
+          }
+          return next(command, args);
+        },
+      },
+    };
+    const client = new LanguageClient('segpilot', 'segpilot', serverOptions, clientOptions);
+    this.client = client;
+    client.onDidChangeState((event) => {
+      if (event.newState === State.Running) void this.refresh();
+      if (event.newState === State.Stopped && !this.stopping && this.phase !== 'error') this.setPhase('starting');
+    });
+    try {
+      await client.start();
+    } catch (err) {
+      this.setPhase('error', String(err));
+      this.log(`the sidecar did not start: ${String(err)}`);
+      this.missing.show(`segpilot: the sidecar (${found.command}) did not start: ${String(err)}. ${MISSING_FIX}`);
+      return;
+    }
+    this.missing.reset();
+    await this.refresh();
+  }
+
+  /** The goal the official Lean 4 extension shows at the cursor, told to the sidecar. */
+  private async sendGoals(document: vscode.TextDocument, position: vscode.Position): Promise<void> {
+    const client = this.client;
+    if (!client || !this.bridge.usable || document.uri.scheme !== 'file') return;
+    const uri = client.code2ProtocolConverter.asUri(document.uri);
+    const at = { line: position.line, character: position.character };
+    const goals = await this.bridge.goalsAt(document.uri.fsPath, uri, at);
+    if (goals === undefined) return;
+    await client.sendNotification(GOAL_STATE, { uri, version: document.version, position: at, goals });
+  }
+
+  /** Ask the sidecar whether Lean checks suggestions, for the status bar. */
+  async refresh(): Promise<SidecarStatus | undefined> {
+    const client = this.client;
+    if (!client || !client.isRunning()) return undefined;
+    try {
+      const status = (await client.sendRequest(STATUS_REQUEST, {})) as SidecarStatus;
+      const errors = status.errors ?? [];
+      this.setPhase(phaseFromStatus(status), errors.length ? `last error: ${errors[errors.length - 1]}` : '');
+      return status;
+    } catch (err) {
+      this.setPhase('error', String(err));
+      return undefined;
+    }
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (!client) return;
+    this.stopping = true;
+    try {
+      await client.stop(5000);
+    } catch (err) {
+      this.log(`stopping the sidecar: ${String(err)}`);
+    }
+    this.setPhase('stopped');
+  }
+
+  async configurationChanged(event: vscode.ConfigurationChangeEvent): Promise<void> {
+    if (!event.affectsConfiguration('segpilot')) return;
+    if (event.affectsConfiguration('segpilot.server')) {
+      this.log('segpilot.server settings changed: restarting the sidecar');
+      await this.restart();
+      return;
+    }
+    const client = this.client;
+    if (!client || !client.isRunning()) return;
+    await client.sendNotification(DidChangeConfigurationNotification.type, { settings: this.settings() });
+    await this.refresh();
+  }
+
+  /** Run one of the sidecar's commands; undefined (and a message) when it cannot. */
+  async execute(command: string, args: unknown[]): Promise<unknown> {
+    const client = this.client;
+    if (!client || !client.isRunning()) {
+      void vscode.window.showErrorMessage('segpilot: the sidecar is not running (see "segpilot: Show log").');
+      return undefined;
+    }
+    try {
+      return await client.sendRequest(ExecuteCommandRequest.type, { command, arguments: args });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      void vscode.window.showErrorMessage(`segpilot: ${message}`);
+      return undefined;
+    }
+  }
+
+  dispose(): void {
+    void this.stop();
+    this.item.dispose();
+  }
+}
+
+interface ProveResult {
+  holes: number;
+  proved: number;
+  applied: boolean;
+  changedMeanwhile?: boolean;
+  cancelled?: boolean;
+}
+
+export function describeProve(result: ProveResult): string {
+  if (result.holes === 0) return 'segpilot: no sorry to prove here.';
+  let text = `segpilot: proved ${result.proved} of ${result.holes} sorry(s)`;
+  if (result.cancelled) text += ' (cancelled)';
+  if (result.proved > 0 && !result.applied) {
+    text += result.changedMeanwhile ? '; not applied: the file changed meanwhile' : '; not applied';
+  }
+  return `${text}.`;
+}
+
+let sidecar: Sidecar | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  const output = vscode.window.createOutputChannel('segpilot', { log: true });
+  const current = new Sidecar(context, output);
+  sidecar = current;
+  const leanEditor = (): vscode.TextEditor | undefined => {
+    const editor = vscode.window.activeTextEditor;
+    if (editor?.document.languageId === LANGUAGE) return editor;
+    void vscode.window.showInformationMessage('segpilot: open a Lean 4 file first.');
+    return undefined;
+  };
+  const prove = async (command: string, editor: vscode.TextEditor, position?: vscode.Position) => {
+    const uri = current.client?.code2ProtocolConverter.asUri(editor.document.uri) ?? editor.document.uri.toString();
+    const arg = position ? { uri, position: { line: position.line, character: position.character } } : { uri };
+    const result = (await current.execute(command, [arg])) as ProveResult | undefined;
+    if (result) void vscode.window.showInformationMessage(describeProve(result));
+  };
+  context.subscriptions.push(
+    output,
+    current,
+    vscode.workspace.onDidChangeConfiguration((event) => current.configurationChanged(event)),
+    vscode.commands.registerCommand(COMMANDS.showLog, () => output.show(true)),
+    vscode.commands.registerCommand(COMMANDS.showStatus, async () => {
+      const status = await current.refresh();
+      output.appendLine(`[segpilot] status: ${status ? JSON.stringify(status, null, 2) : 'the sidecar is not running'}`);
+      output.show(true);
+    }),
+    vscode.commands.registerCommand(COMMANDS.fineTune, () => vscode.window.showInformationMessage(FINE_TUNE_UNAVAILABLE)),
+    vscode.commands.registerCommand(COMMANDS.reload, async () => {
+      if (!current.client?.isRunning()) {
+        await current.restart();
+        return;
+      }
+      const status = (await current.execute(SIDECAR.reloadModel, [])) as SidecarStatus | undefined;
+      if (status) void vscode.window.showInformationMessage(`segpilot: model reloaded (${status.model ?? 'default'}).`);
+      await current.refresh();
+    }),
+    vscode.commands.registerCommand(COMMANDS.proveAtCursor, async () => {
+      const editor = leanEditor();
+      if (editor) await prove(SIDECAR.proveTheorem, editor, editor.selection.active);
+    }),
+    vscode.commands.registerCommand(COMMANDS.proveThisFile, async () => {
+      const editor = leanEditor();
+      if (editor) await prove(SIDECAR.proveFile, editor);
+    }),
+  );
+  await current.start();
+}
+
+export async function deactivate(): Promise<void> {
+  await sidecar?.stop();
+  sidecar = undefined;
+}

@@ -1,0 +1,164 @@
+// Activation wiring against a mocked `vscode` and a recording language client.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { beforeEach, test } from 'node:test';
+import type * as code from 'vscode';
+import { CloseAction, resetClients, script } from './fake-languageclient/node';
+import { activate, COMMANDS, deactivate, FINE_TUNE_UNAVAILABLE, GOAL_STATE, STATUS_REQUEST } from '../../src/extension';
+import * as vscode from './vscode-mock';
+import { changeConfiguration, recorded, resetMock } from './vscode-mock';
+
+const manifest = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8'));
+const SERVER = '/fake/bin/segpilot';
+
+function context() {
+  return { subscriptions: [] as { dispose(): void }[], extension: { packageJSON: manifest } } as unknown as code.ExtensionContext;
+}
+
+function status(checking: boolean) {
+  return { model: 'm.gguf', lean: { found: checking, checking }, errors: [] };
+}
+
+const statusItem = () => recorded.statusItems.find((i) => i.id === 'segpilot.status');
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const lastClient = (): any => script.clients[script.clients.length - 1];
+
+beforeEach(async () => {
+  await deactivate();
+  resetMock();
+  resetClients();
+  recorded.settings.set('segpilot.server.command', [SERVER, 'serve']);
+  script.answers.set(STATUS_REQUEST, () => status(true));
+});
+
+test('activation registers every contributed command and starts the sidecar on lean4', async () => {
+  await activate(context());
+  for (const { command } of manifest.contributes.commands) assert.ok(recorded.commands.has(command), command);
+  assert.deepEqual(Object.values(COMMANDS).sort(), manifest.contributes.commands.map((c: { command: string }) => c.command).sort());
+  const client = lastClient();
+  assert.equal(client.serverOptions.command, SERVER);
+  assert.deepEqual(client.serverOptions.args, ['serve']);
+  assert.deepEqual(client.clientOptions.documentSelector, [{ language: 'lean4' }]);
+  assert.equal(statusItem()?.command, COMMANDS.showStatus);
+  assert.match(statusItem()?.text ?? '', /segpilot: ready/);
+});
+
+test('without Lean the status bar says unchecked', async () => {
+  script.answers.set(STATUS_REQUEST, () => status(false));
+  await activate(context());
+  assert.match(statusItem()?.text ?? '', /segpilot: unchecked/);
+  assert.match(String(statusItem()?.tooltip), /unchecked: no Lean/);
+});
+
+test('user-set settings go to the sidecar at start and on change; server settings restart it', async () => {
+  recorded.settings.set('segpilot.k', 8);
+  await activate(context());
+  const first = lastClient();
+  assert.deepEqual(first.clientOptions.initializationOptions, { k: 8 });
+  recorded.settings.set('segpilot.replCommand', ['python', 'fake.py']);
+  await changeConfiguration(['segpilot.replCommand']);
+  assert.deepEqual(first.notifications.at(-1), {
+    method: 'workspace/didChangeConfiguration',
+    params: { settings: { k: 8, replCommand: ['python', 'fake.py'] } },
+  });
+  assert.equal(script.clients.length, 1);
+  recorded.settings.set('segpilot.server.command', ['/other/segpilot', 'serve']);
+  await changeConfiguration(['segpilot.server.command']);
+  assert.equal(first.stopped, 1);
+  assert.equal(script.clients.length, 2);
+  assert.equal(lastClient().serverOptions.command, '/other/segpilot');
+});
+
+test('a missing sidecar gives one notification with the fix, not one per change', async () => {
+  recorded.settings.delete('segpilot.server.command');
+  recorded.settings.set('segpilot.server.pythonPath', '');
+  await activate(context());
+  assert.equal(script.clients.length, 0);
+  await changeConfiguration(['segpilot.server.pythonPath']);
+  await changeConfiguration(['segpilot.server.pythonPath']);
+  assert.equal(recorded.errors.length, 1, recorded.errors.join('\n'));
+  assert.match(recorded.errors[0], /not found.*pip install segpilot/s);
+  assert.match(statusItem()?.text ?? '', /segpilot: error/);
+});
+
+test('a sidecar that fails to start is reported once, in the status bar too', async () => {
+  script.startError = new Error('spawn /fake/bin/segpilot ENOENT');
+  await activate(context());
+  assert.equal(recorded.errors.length, 1);
+  assert.match(recorded.errors[0], /did not start: Error: spawn/);
+  assert.match(statusItem()?.text ?? '', /segpilot: error/);
+});
+
+test('a crashing sidecar is restarted a few times, then left down with one message', async () => {
+  await activate(context());
+  const { closed } = lastClient().clientOptions.errorHandler;
+  const actions = [];
+  for (let i = 0; i < 5; i += 1) actions.push((await closed()).action);
+  assert.deepEqual(actions, [CloseAction.Restart, CloseAction.Restart, CloseAction.Restart, CloseAction.DoNotRestart, CloseAction.DoNotRestart]);
+  assert.equal(recorded.errors.length, 1);
+  assert.match(recorded.errors[0], /stopped 4 times/);
+  assert.match(statusItem()?.text ?? '', /segpilot: error/);
+});
+
+test('fine-tuning says it is not available yet', async () => {
+  await activate(context());
+  await recorded.commands.get(COMMANDS.fineTune)!();
+  assert.deepEqual(recorded.infos, [FINE_TUNE_UNAVAILABLE]);
+});
+
+test('the status command shows the sidecar status in the log', async () => {
+  await activate(context());
+  await recorded.commands.get(COMMANDS.showStatus)!();
+  const output = recorded.outputs[0];
+  assert.ok(output.shown >= 1);
+  assert.match(output.lines.join('\n'), /"checking": true/);
+});
+
+test('with the official Lean 4 extension, the goal goes to the sidecar before each inline request', async () => {
+  const order: string[] = [];
+  recorded.extensions.set('leanprover.lean4', {
+    lean4EnabledFeatures: Promise.resolve({
+      clientProvider: {
+        getActiveClient: () => undefined,
+        getClients: () => [
+          {
+            isRunning: () => true,
+            getClientFolder: () => ({ scheme: 'file', fsPath: '/ws' }),
+            sendRequest: async () => ({ rendered: '', goals: ['p q : Prop\n⊢ q ∧ p'] }),
+          },
+        ],
+      },
+    }),
+  });
+  await activate(context());
+  const client = lastClient();
+  const middleware = client.clientOptions.middleware;
+  const document = { uri: vscode.Uri.file('/ws/Demo.lean'), version: 7, languageId: 'lean4' };
+  const items = await middleware.provideInlineCompletionItems(document, new vscode.Position(15, 2), {}, {}, async () => {
+    order.push(client.notifications.at(-1)?.method ?? 'none');
+    return { items: [] };
+  });
+  assert.deepEqual(items, { items: [] });
+  assert.deepEqual(order, [GOAL_STATE]);
+  assert.deepEqual(client.notifications.at(-1)?.params, {
+    uri: 'file:///ws/Demo.lean',
+    version: 7,
+    position: { line: 15, character: 2 },
+    goals: ['p q : Prop\n⊢ q ∧ p'],
+  });
+});
+
+test('without the official extension, inline requests go on with no goal notification', async () => {
+  await activate(context());
+  const client = lastClient();
+  const document = { uri: vscode.Uri.file('/ws/Demo.lean'), version: 1, languageId: 'lean4' };
+  let called = 0;
+  await client.clientOptions.middleware.provideInlineCompletionItems(document, new vscode.Position(1, 2), {}, {}, async () => {
+    called += 1;
+    return [];
+  });
+  assert.equal(called, 1);
+  assert.equal(client.notifications.filter((n: { method: string }) => n.method === GOAL_STATE).length, 0);
+  assert.match(recorded.outputs[0].lines.join('\n'), /goal bridge off \(the Lean 4 extension \(leanprover.lean4\) is not installed\)/);
+});

@@ -1,0 +1,182 @@
+// A small stand-in for the `vscode` module: what activation touches, recorded for asserts.
+type Listener<T> = (event: T) => unknown;
+
+export const recorded = {
+  commands: new Map<string, (...args: unknown[]) => unknown>(),
+  executed: [] as { command: string; args: unknown[] }[],
+  errors: [] as string[],
+  infos: [] as string[],
+  statusItems: [] as StatusBarItem[],
+  outputs: [] as OutputChannel[],
+  configListeners: [] as Listener<{ affectsConfiguration(section: string): boolean }>[],
+  /** `segpilot.<key>` -> the value the user set (globalValue). */
+  settings: new Map<string, unknown>(),
+  extensions: new Map<string, unknown>(),
+  folders: [] as string[],
+};
+
+export function resetMock(): void {
+  recorded.commands.clear();
+  recorded.executed.length = 0;
+  recorded.errors.length = 0;
+  recorded.infos.length = 0;
+  recorded.statusItems.length = 0;
+  recorded.outputs.length = 0;
+  recorded.configListeners.length = 0;
+  recorded.settings.clear();
+  recorded.extensions.clear();
+  recorded.folders.length = 0;
+}
+
+export class Disposable {
+  constructor(private readonly fn: () => void = () => undefined) {}
+  dispose(): void {
+    this.fn();
+  }
+}
+
+export class Position {
+  constructor(
+    readonly line: number,
+    readonly character: number,
+  ) {}
+}
+
+export class Uri {
+  constructor(
+    readonly scheme: string,
+    readonly fsPath: string,
+  ) {}
+  static file(p: string): Uri {
+    return new Uri('file', p);
+  }
+  toString(): string {
+    return `${this.scheme}://${this.fsPath}`;
+  }
+}
+
+export class ThemeColor {
+  constructor(readonly id: string) {}
+}
+
+export enum StatusBarAlignment {
+  Left = 1,
+  Right = 2,
+}
+
+export class StatusBarItem {
+  text = '';
+  tooltip: unknown = '';
+  command: unknown;
+  name = '';
+  backgroundColor: unknown;
+  visible = false;
+  constructor(readonly id: string) {}
+  show(): void {
+    this.visible = true;
+  }
+  hide(): void {
+    this.visible = false;
+  }
+  dispose(): void {
+    this.visible = false;
+  }
+}
+
+export class OutputChannel {
+  lines: string[] = [];
+  shown = 0;
+  constructor(readonly name: string) {}
+  appendLine(line: string): void {
+    this.lines.push(line);
+  }
+  append(text: string): void {
+    this.lines.push(text);
+  }
+  info(text: string): void {
+    this.lines.push(text);
+  }
+  warn(text: string): void {
+    this.lines.push(text);
+  }
+  error(text: string): void {
+    this.lines.push(String(text));
+  }
+  show(): void {
+    this.shown += 1;
+  }
+  dispose(): void {}
+}
+
+const thenable = (value?: unknown) => Promise.resolve(value);
+
+export const window = {
+  createStatusBarItem(id: string): StatusBarItem {
+    const item = new StatusBarItem(id);
+    recorded.statusItems.push(item);
+    return item;
+  },
+  createOutputChannel(name: string): OutputChannel {
+    const channel = new OutputChannel(name);
+    recorded.outputs.push(channel);
+    return channel;
+  },
+  showErrorMessage(message: string): Promise<unknown> {
+    recorded.errors.push(message);
+    return thenable(undefined);
+  },
+  showInformationMessage(message: string): Promise<unknown> {
+    recorded.infos.push(message);
+    return thenable(undefined);
+  },
+  activeTextEditor: undefined as unknown,
+};
+
+export const commands = {
+  registerCommand(id: string, fn: (...args: unknown[]) => unknown): Disposable {
+    if (recorded.commands.has(id)) throw new Error(`command '${id}' already exists`);
+    recorded.commands.set(id, fn);
+    return new Disposable(() => recorded.commands.delete(id));
+  },
+  executeCommand(command: string, ...args: unknown[]): Promise<unknown> {
+    recorded.executed.push({ command, args });
+    return thenable(undefined);
+  },
+};
+
+export const workspace = {
+  get workspaceFolders() {
+    return recorded.folders.map((f, index) => ({ uri: Uri.file(f), name: f, index }));
+  },
+  getConfiguration(section: string) {
+    const full = (key: string) => `${section}.${key}`;
+    return {
+      get<T>(key: string): T | undefined {
+        return recorded.settings.get(full(key)) as T | undefined;
+      },
+      inspect(key: string) {
+        const value = recorded.settings.get(full(key));
+        return { key: full(key), globalValue: value };
+      },
+    };
+  },
+  onDidChangeConfiguration(listener: Listener<{ affectsConfiguration(section: string): boolean }>): Disposable {
+    recorded.configListeners.push(listener);
+    return new Disposable();
+  },
+};
+
+export const extensions = {
+  getExtension(id: string) {
+    if (!recorded.extensions.has(id)) return undefined;
+    return { id, isActive: true, exports: recorded.extensions.get(id), activate: () => thenable(recorded.extensions.get(id)) };
+  },
+};
+
+/** Fire a configuration change for the given changed keys (full names). */
+export async function changeConfiguration(changed: string[]): Promise<void> {
+  const event = {
+    affectsConfiguration: (section: string) => changed.some((key) => key === section || key.startsWith(`${section}.`)),
+  };
+  for (const listener of recorded.configListeners) await listener(event);
+}
