@@ -126,4 +126,4 @@ def test_lead_model_and_presets_without_the_constraint_get_no_prefixes():
     for preset in ("bfs-prover", "internlm-stepprover", "whole-proof"):
         request = Policy(ModelSettings(preset=preset)).plan(AND_GOAL)
         assert request.prefixes == () and Policy(ModelSettings(preset=preset)).grammar is None
-    assert Policy(ModelSettings(shots=0)).plan(AND_GOAL).prompt.count("<|im_start|>user") == 1
+    assert Policy(ModelSettings(shots=0)).plan(AND_GOAL).prompt.count("Goal:\n") == 1
