@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import typing
 from pathlib import Path
 from typing import Any
 
-from segpilot import config
 from segpilot.commands.common import settings_from
 from segpilot.errors import SegpilotError
-from segpilot.model.settings import ModelSettings, setting_help
+from segpilot.model.settings import setting_help
 
 DESCRIPTION = """\
 Score the model's candidates on recorded proof steps: for each row of STEPS.jsonl (any file
@@ -31,7 +29,8 @@ measures (overall, and per source file when there are several):
 
 --compare CONFIG ...: several configurations on the same rows in one run, side by side.
   A CONFIG is comma-separated KEY=VALUE pairs over the flags' settings, with KEY one of
-  model, adapter, preset, k, temperature, top_p, seed, max_tokens, shots, lead, ranking;
+  model, adapter, preset, k, temperature, top_p, seed, max_tokens, shots, lead, ranking,
+  constrain;
   each starts from the settings the other flags give (config file < environment < flags <
   CONFIG)."""
 
@@ -95,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     configs = [ev.parse_config(c) for c in args.compare] if args.compare else [("default", {})]
     reports = []
     for label, overrides in configs:
-        model = {**base, **{key: _value(key, v) for key, v in overrides.items()}}
+        model = {**base, **overrides}
         settings = settings_from(args, model).model
         with Policy(settings) as policy:
             reports.append(
@@ -116,12 +115,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(ev.format_reports(reports))
     return 0
-
-
-def _value(key: str, text: str) -> Any:
-    """A `--compare` value parsed as its setting's type, as the environment's are."""
-    hint = typing.get_type_hints(ModelSettings)[key]
-    return config.coerce(hint, text, f"--compare {key}", text=True)
 
 
 def _progress(label: str) -> Any:

@@ -19,13 +19,16 @@ import contextlib
 import json
 import textwrap
 import time
+import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from segpilot import config
 from segpilot.errors import SegpilotError
 from segpilot.lean.lexer import LexError, strip_comments
 from segpilot.model.lexicon import leading_tactic, well_formed
+from segpilot.model.settings import ModelSettings
 from segpilot.segments import BadRow, read_trajectories
 
 METRICS = (
@@ -264,11 +267,12 @@ def format_reports(reports: Sequence[Report]) -> str:
     return "\n".join(lines)
 
 
-def parse_config(text: str) -> tuple[str, dict[str, str]]:
+def parse_config(text: str) -> tuple[str, dict[str, Any]]:
     """`--compare` syntax: comma-separated KEY=VALUE pairs, e.g. `preset=step` or
     `adapter=mine.gguf,preset=segment`; KEY is one of model, adapter, preset, k,
-    temperature, top_p, seed, max_tokens, shots, lead, ranking. Returns the label and the
-    model-setting overrides."""
+    temperature, top_p, seed, max_tokens, shots, lead, ranking, constrain. Returns the label and the
+    model-setting overrides, each value parsed as its setting's type (as the environment's
+    are)."""
     keys = {
         "model": "model_path",
         "adapter": "adapter_path",
@@ -281,8 +285,9 @@ def parse_config(text: str) -> tuple[str, dict[str, str]]:
         "shots": "shots",
         "lead": "lead",
         "ranking": "ranking",
+        "constrain": "constrain",
     }
-    out: dict[str, str] = {}
+    out: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, eq, value = part.partition("=")
         if not eq or key.strip() not in keys:
@@ -290,7 +295,9 @@ def parse_config(text: str) -> tuple[str, dict[str, str]]:
                 f"--compare {text!r}: {part!r} is not KEY=VALUE with KEY one of " + ", ".join(keys),
                 fix="e.g. --compare preset=step preset=segment",
             )
-        out[keys[key.strip()]] = value.strip()
+        name = keys[key.strip()]
+        hint = typing.get_type_hints(ModelSettings)[name]
+        out[name] = config.coerce(hint, value.strip(), f"--compare {key.strip()}", text=True)
     if not out:
         raise SegpilotError(f"--compare {text!r} names no setting")
     return text, out
