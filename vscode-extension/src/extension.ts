@@ -20,7 +20,7 @@ import {
 import { CrashBudget, Once } from './crashBudget';
 import { GoalBridge } from './goalBridge';
 import { LEAN4_EXTENSION_ID } from './leanApi';
-import { MISSING_FIX, resolveServerCommand, ServerCommand } from './serverCommand';
+import { commandExists, Lookup, MISSING_FIX, resolveServerCommand, ServerCommand } from './serverCommand';
 import { ManifestProperty, sidecarKeys, sidecarSettings } from './settings';
 import { Activity, Phase, phaseFromStatus, SidecarStatus, statusView } from './status';
 
@@ -45,6 +45,15 @@ export const COMMANDS = {
 } as const;
 export const FINE_TUNE_UNAVAILABLE =
   'segpilot: fine-tuning on this project is not available yet (the training command does not exist yet).';
+
+/** The language client, its own error pop-ups turned into log lines: the extension shows
+ * one message per problem itself (a missing sidecar, repeated crashes, a failed command),
+ * never one per keystroke. */
+class QuietClient extends LanguageClient {
+  override error(message: string, data?: unknown): void {
+    super.error(message, data, false);
+  }
+}
 
 class Sidecar implements vscode.Disposable {
   client: LanguageClient | undefined;
@@ -113,33 +122,38 @@ class Sidecar implements vscode.Disposable {
     return sidecarSettings(sidecarKeys(properties), (key) => config.inspect(key));
   }
 
+  private lookup(): Lookup {
+    return {
+      folders: (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath),
+      pathVariable: process.env.PATH ?? '',
+      platform: process.platform,
+      isExecutable: (file) => {
+        try {
+          fs.accessSync(file, fs.constants.X_OK);
+          return fs.statSync(file).isFile();
+        } catch {
+          return false;
+        }
+      },
+    };
+  }
+
   private command(): ServerCommand | undefined {
     const config = vscode.workspace.getConfiguration('segpilot.server');
     return resolveServerCommand(
       { command: config.get<string[]>('command') ?? [], pythonPath: config.get<string>('pythonPath') ?? '' },
-      {
-        folders: (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath),
-        pathVariable: process.env.PATH ?? '',
-        platform: process.platform,
-        isExecutable: (file) => {
-          try {
-            fs.accessSync(file, fs.constants.X_OK);
-            return fs.statSync(file).isFile();
-          } catch {
-            return false;
-          }
-        },
-      },
+      this.lookup(),
     );
   }
 
   async start(): Promise<void> {
     this.stopping = false;
     const found = this.command();
-    if (!found) {
-      this.setPhase('error', 'segpilot was not found');
-      this.log(`segpilot was not found. ${MISSING_FIX}`);
-      this.missing.show(`segpilot: the sidecar was not found. ${MISSING_FIX}`);
+    if (!found || !commandExists(found.command, this.lookup())) {
+      const what = found ? `${found.command} (from ${found.origin}) does not exist` : 'segpilot was not found';
+      this.setPhase('error', what);
+      this.log(`${what}. ${MISSING_FIX}`);
+      this.missing.show(`segpilot: the sidecar cannot start: ${what}. ${MISSING_FIX}`);
       return;
     }
     this.log(`starting ${found.command} ${found.args.join(' ')} (from ${found.origin})`);
@@ -181,6 +195,9 @@ class Sidecar implements vscode.Disposable {
           try {
             await this.sendGoals(document, position);
             const result = await next(document, position, context, token);
+            const items = Array.isArray(result) ? result : (result?.items ?? []);
+            const where = `${document.uri.path.split('/').pop()}:${position.line + 1}:${position.character + 1}`;
+            this.log(`inline completion at ${where}: ${items.length} item(s)`);
             return result;
           } finally {
             this.activity.end();
@@ -191,11 +208,20 @@ class Sidecar implements vscode.Disposable {
             const info = (args[0] ?? {}) as { checked?: boolean; outcome?: string | null };
             this.log(`suggestion accepted (${info.checked ? `checked: ${info.outcome}` : 'unchecked'})`);
           }
-          return next(command, args);
+          try {
+            return await next(command, args);
+          } catch (err) {
+            // A command the user chose (a code action) says why it failed; the notice of an
+            // accepted suggestion is background work and only logged.
+            const message = err instanceof Error ? err.message : String(err);
+            this.log(`${command} failed: ${message}`);
+            if (command !== ACCEPTED) void vscode.window.showErrorMessage(`segpilot: ${message}`);
+            return undefined;
+          }
         },
       },
     };
-    const client = new LanguageClient('segpilot', 'segpilot', serverOptions, clientOptions);
+    const client = new QuietClient('segpilot', 'segpilot', serverOptions, clientOptions);
     this.client = client;
     client.onDidChangeState((event) => {
       if (event.newState === State.Running) void this.refresh();

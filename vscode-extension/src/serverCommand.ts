@@ -62,3 +62,14 @@ export function resolveServerCommand(settings: ServerSettings, lookup: Lookup): 
   }
   return undefined;
 }
+
+/** Whether `command` names an executable: a path is checked as it is, a bare name on PATH. */
+export function commandExists(command: string, lookup: Lookup): boolean {
+  const windows = lookup.platform === 'win32';
+  if (command.includes('/') || (windows && command.includes('\\'))) return lookup.isExecutable(command);
+  const names = windows && !/\.\w+$/.test(command) ? [`${command}.exe`, `${command}.cmd`, command] : [command];
+  return lookup.pathVariable
+    .split(windows ? ';' : ':')
+    .filter((dir) => dir !== '')
+    .some((dir) => names.some((name) => lookup.isExecutable((windows ? path.win32 : path.posix).join(dir, name))));
+}

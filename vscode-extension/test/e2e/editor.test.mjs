@@ -1,8 +1,9 @@
 // End to end: the packaged extension in a real VS Code (code-server) in headless Chromium,
 // the real sidecar with the default model, Lean checking through the fake REPL's
-// core-logic elaborator (tests/fakes/fake_repl.py --elaborate), since no Lean is installed.
+// core-logic elaborator (tests/fakes/fake_repl.py --elaborate), since no Lean is installed
+// here. The workspace is a copy of lean_project/ plus two one-theorem files of that
+// fragment (test/fixtures/); Demo.lean itself is outside it (see test/fixtures/README.md).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -12,38 +13,36 @@ const PYTHON = process.env.SEGPILOT_PYTHON || path.join(REPO, '.venv', 'bin', 'p
 const ARTIFACTS = process.env.SEGPILOT_E2E_ARTIFACTS || path.join(EXTENSION, 'test-artifacts');
 const SCREENSHOT = process.env.SEGPILOT_E2E_SCREENSHOT; // where the README's screenshot goes
 const FAKE_REPL = path.join(REPO, 'tests', 'fakes', 'fake_repl.py');
-const DEMO = 'Demo.lean';
-
-/** An empty graph: every answer comes from the fake's elaborator, none from recordings. */
-function emptyGraph(dir) {
-  const file = path.join(dir, 'graph.json');
-  fs.writeFileSync(file, JSON.stringify({ about: 'e2e: answers come from --elaborate', commands: [], tactics: [] }));
-  return file;
-}
+const FIXTURES = path.join(EXTENSION, 'test', 'fixtures');
 
 const lines = (text) => text.split('\n');
+const clean = (text) => text.replace(/\u00a0/g, ' ');
 
-describe('segpilot in code-server', { timeout: 600_000 }, () => {
+describe('segpilot in code-server', { timeout: 900_000 }, () => {
   /** @type {Editor} */
   let editor;
-  let demo;
-  let original;
   let failed = false;
+  let graphDir;
 
   before(async () => {
-    const graphDir = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR || '/tmp'), 'segpilot-graph-'));
-    editor = await Editor.open({
-      artifacts: ARTIFACTS,
-      settings: (ed) => ({
-        'segpilot.server.command': [PYTHON, '-m', 'segpilot', 'serve', '--log-file', ed.sidecarLog],
-        'segpilot.replCommand': [PYTHON, FAKE_REPL, emptyGraph(graphDir), '--elaborate', '--unrecorded-tactics', 'error'],
-      }),
-    }).catch((err) => {
+    fs.rmSync(ARTIFACTS, { recursive: true, force: true });
+    graphDir = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR || '/tmp'), 'segpilot-graph-'));
+    const graph = path.join(graphDir, 'graph.json');
+    // An empty graph: every answer comes from the fake's elaborator, none from recordings.
+    fs.writeFileSync(graph, JSON.stringify({ about: 'e2e: answers come from --elaborate', commands: [], tactics: [] }));
+    try {
+      editor = await Editor.open({
+        artifacts: ARTIFACTS,
+        extraFiles: [path.join(FIXTURES, 'AndSwap.lean'), path.join(FIXTURES, 'OrSwap.lean')],
+        settings: (ed) => ({
+          'segpilot.server.command': [PYTHON, '-m', 'segpilot', 'serve', '--log-file', ed.sidecarLog],
+          'segpilot.replCommand': [PYTHON, FAKE_REPL, graph, '--elaborate', '--unrecorded-tactics', 'error'],
+        }),
+      });
+    } catch (err) {
       failed = true;
       throw err;
-    });
-    demo = path.join(editor.workspace, DEMO);
-    original = fs.readFileSync(demo, 'utf8');
+    }
   });
 
   after(async () => {
@@ -51,10 +50,12 @@ describe('segpilot in code-server', { timeout: 600_000 }, () => {
       if (failed) await editor.keep('failure');
       await editor.close();
     }
+    if (graphDir) fs.rmSync(graphDir, { recursive: true, force: true });
   });
 
   const step = (name, fn) =>
     test(name, async () => {
+      if (!editor) throw new Error('the editor did not start');
       try {
         await fn();
       } catch (err) {
@@ -63,46 +64,85 @@ describe('segpilot in code-server', { timeout: 600_000 }, () => {
       }
     });
 
+  /** Save the active editor; wait for the file on disk to differ from `before`. */
+  const savedChange = async (file, before) => {
+    await editor.save();
+    return until(`${path.basename(file)} saved with the change`, () => {
+      const now = fs.readFileSync(file, 'utf8');
+      return now !== before ? now : false;
+    }, 20_000);
+  };
+
   step('opens a Lean file and reports ready (Lean checking through the fake REPL)', async () => {
-    await editor.openFile(DEMO);
+    await editor.openFile('AndSwap.lean');
     const text = await editor.waitForStatus(/segpilot: (ready|unchecked|error)/);
     assert.match(text, /segpilot: ready/, `status bar: ${text}\n${editor.outputLog()}`);
   });
 
   step('shows checked ghost text inside a proof, and Tab accepts it', async () => {
-    // and_swap_demo: `(p q : Prop) (h : p ∧ q) : q ∧ p := by` then `  sorry` on line 16.
-    const row = lines(original).findIndex((l) => l.startsWith('theorem and_swap_demo')) + 1;
-    assert.equal(lines(original)[row], '  sorry');
-    await editor.goTo(row + 1, 3);
-    await editor.page.keyboard.press('Alt+Backslash'); // Trigger Inline Suggestion
+    const file = path.join(editor.workspace, 'AndSwap.lean');
+    const original = fs.readFileSync(file, 'utf8');
+    const [statement, sorry] = lines(original);
+    assert.equal(sorry, '  sorry');
+    // A new line after `:= by`, indented: the cursor is inside the proof, and typing asks
+    // VS Code for inline suggestions.
+    await editor.goTo(1, statement.length + 1);
+    await editor.page.keyboard.press('End');
+    await editor.page.keyboard.press('Enter');
+    await editor.page.keyboard.type('  ');
     const ghost = await until('ghost text', async () => {
       const shown = await editor.ghostText();
       return shown.inline.trim() ? shown : false;
     }, 120_000, 200);
     if (SCREENSHOT) await editor.screenshot(SCREENSHOT);
     await editor.screenshot(path.join(ARTIFACTS, 'ghost-text.png'));
-    const accepted = editor.waitForLog(/suggestion accepted \((checked: \w+|unchecked)\)/);
     await editor.page.keyboard.press('Tab');
-    await accepted;
-    await editor.page.keyboard.press('Control+s');
-    const saved = await until('the file saved with the suggestion', () => {
-      const now = fs.readFileSync(demo, 'utf8');
-      return now !== original ? now : false;
-    }, 20_000);
-    const before = lines(original);
+    const accepted = await editor.waitForLog(/suggestion accepted \((checked: \w+|unchecked)\)/);
+    assert.match(accepted[0], /checked: (closed|progress)/, 'the accepted suggestion was checked by the fake Lean');
+    const saved = await savedChange(file, original);
     const after = lines(saved);
-    const inserted = after.slice(row, after.length - (before.length - row - 1));
-    // Everything before the proof's line and after its `sorry` is unchanged.
-    assert.deepEqual(after.slice(0, row), before.slice(0, row));
-    assert.deepEqual(after.slice(after.length - (before.length - row - 1)), before.slice(row + 1));
-    // The segment starts at the cursor, indented like it, and is what the ghost text showed.
-    assert.ok(inserted.length >= 1);
-    assert.ok(inserted.every((l) => l.startsWith('  ') && l.trim() !== ''), JSON.stringify(inserted));
-    const segment = inserted.filter((l) => l.trim() !== 'sorry');
-    assert.ok(segment.length >= 1, `no segment inserted: ${JSON.stringify(inserted)}`);
-    const shown = [ghost.inline, ...ghost.below].map((l) => l.replace(/\u00a0/g, ' ').trim()).filter((l) => l !== '' && l !== 'sorry');
+    assert.equal(after[0], statement, 'the statement is unchanged');
+    assert.deepEqual(after.slice(-2), [sorry, ''], 'the sorry below the cursor is unchanged');
+    const segment = after.slice(1, -2);
+    assert.ok(segment.length >= 1 && segment.every((l) => l.startsWith('  ') && l.trim() !== ''), JSON.stringify(after));
+    const shown = [ghost.inline, ...ghost.below].map((l) => clean(l).trim()).filter((l) => l !== '');
     assert.deepEqual(segment.map((l) => l.trim()), shown, 'the document holds what the ghost text showed');
-    const log = editor.outputLog();
-    assert.match(log, /suggestion accepted \(checked: (closed|progress)\)/, 'the accepted suggestion was checked by the fake Lean');
+  });
+
+  step('no suggestion outside a proof', async () => {
+    await editor.openFile('Demo.lean');
+    const demo = lines(fs.readFileSync(path.join(editor.workspace, 'Demo.lean'), 'utf8'));
+    const row = demo.indexOf('namespace SegpilotDemo') + 1;
+    assert.ok(row > 0);
+    await editor.goTo(row, 'namespace SegpilotDemo'.length + 1);
+    await editor.page.keyboard.type(' ');
+    const column = 'namespace SegpilotDemo '.length + 1;
+    await editor.waitForLog(new RegExp(`inline completion at Demo\\.lean:${row}:${column}: 0 item\\(s\\)`));
+    assert.equal(await editor.hasGhostText(), false);
+  });
+
+  step('the code action "Insert segment" inserts a checked segment', async () => {
+    const file = path.join(editor.workspace, 'OrSwap.lean');
+    const original = fs.readFileSync(file, 'utf8');
+    await editor.openFile('OrSwap.lean');
+    await editor.goTo(2, 3);
+    await editor.page.keyboard.press('Control+.');
+    const action = editor.page.locator('.action-widget .monaco-list-row', { hasText: 'segpilot: Insert segment' }).first();
+    await action.waitFor({ timeout: 60_000 });
+    await action.click();
+    await editor.waitForDirty(); // the sidecar's edit arrived (workspace/applyEdit)
+    const saved = await savedChange(file, original);
+    const after = lines(saved);
+    assert.equal(after[0], lines(original)[0]);
+    const body = after.slice(1).filter((l) => l.trim() !== '');
+    assert.ok(body.length >= 1 && body.every((l) => l.startsWith('  ')), JSON.stringify(after));
+    assert.ok(body.some((l) => l.trim() !== 'sorry'), `a segment was inserted: ${JSON.stringify(after)}`);
+  });
+
+  step('without Lean the status bar says unchecked', async () => {
+    // the REPL command back to its default, `lake exe repl`: no Lean on this machine
+    await editor.editUserSettings((settings) => delete settings['segpilot.replCommand']);
+    const text = await editor.waitForStatus(/segpilot: unchecked/, 60_000);
+    assert.match(text, /segpilot: unchecked/);
   });
 });

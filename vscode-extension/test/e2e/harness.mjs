@@ -60,7 +60,7 @@ function copyProject(from, to) {
 }
 
 export class Editor {
-  /** @param {{settings: object | ((editor: Editor) => object), artifacts: string}} options */
+  /** @param {{settings: object | ((editor: Editor) => object), artifacts: string, extraFiles?: string[]}} options */
   static async open(options) {
     const editor = new Editor(options);
     try {
@@ -73,7 +73,8 @@ export class Editor {
     return editor;
   }
 
-  constructor({ settings, artifacts }) {
+  constructor({ settings, artifacts, extraFiles = [] }) {
+    this.extraFiles = extraFiles;
     this.node24 = required('SEGPILOT_NODE24');
     this.codeServer = required('SEGPILOT_CODE_SERVER');
     this.chromium = required('SEGPILOT_CHROMIUM');
@@ -119,6 +120,11 @@ export class Editor {
       'chat.disableAIFeatures': true,
       'workbench.tips.enabled': false,
       'files.autoSave': 'off',
+      // text typed by the test goes in as typed (settings.json is edited through the editor)
+      'editor.autoClosingBrackets': 'never',
+      'editor.autoClosingQuotes': 'never',
+      'editor.autoSurround': 'never',
+      'editor.formatOnType': false,
       ...this.settings,
       ...extra,
     };
@@ -139,6 +145,7 @@ export class Editor {
 
   async start() {
     copyProject(path.join(REPO, 'lean_project'), this.workspace);
+    for (const file of this.extraFiles) fs.copyFileSync(file, path.join(this.workspace, path.basename(file)));
     fs.mkdirSync(path.join(this.root, 'home'), { recursive: true });
     this.writeSettings();
     const config = path.join(this.root, 'code-server.yaml');
@@ -212,6 +219,51 @@ export class Editor {
       });
       return text.includes(`Ln ${line}, Col ${column}`);
     }, 10_000);
+  }
+
+  /** Give the editor the keyboard focus without moving its cursor. */
+  async focusEditor() {
+    await this.page.evaluate(() => {
+      if (document.activeElement?.closest('.monaco-editor')) return;
+      const group = document.querySelector('.editor-group-container.active') ?? document;
+      const input = group.querySelector('.monaco-editor .native-edit-context, .monaco-editor textarea.inputarea');
+      if (!input) throw new Error('no editor to focus');
+      input.focus();
+    });
+  }
+
+  /** Wait until the active editor has unsaved changes (an edit arrived). */
+  async waitForDirty(timeoutMs = 60_000) {
+    await this.page.waitForSelector('.tab.active.dirty', { timeout: timeoutMs });
+  }
+
+  /** Save the active editor (Ctrl+S with the editor focused). */
+  async save() {
+    await this.focusEditor();
+    await this.page.keyboard.press('Control+s');
+  }
+
+  /** Change user settings as a user does: in "Preferences: Open User Settings (JSON)",
+   * the whole text replaced, then saved. `change` gets the parsed settings to modify. */
+  async editUserSettings(change) {
+    const settings = JSON.parse(fs.readFileSync(this.settingsFile, 'utf8'));
+    change(settings);
+    await this.command('Preferences: Open User Settings (JSON)');
+    // it opens as a tab or, in newer VS Code, a modal editor; either way it takes the focus
+    await this.page.waitForFunction(() => {
+      const editor = document.activeElement?.closest('.monaco-editor');
+      return editor && /segpilot\.server\.command/.test(editor.querySelector('.view-lines')?.textContent ?? '');
+    }, undefined, { timeout: 30_000 });
+    await this.page.keyboard.press('Control+a');
+    await this.page.keyboard.insertText(JSON.stringify(settings)); // one line: no auto-indent
+    await this.page.keyboard.press('Control+s');
+    await until('settings.json saved', () => {
+      try {
+        return JSON.stringify(JSON.parse(fs.readFileSync(this.settingsFile, 'utf8'))) === JSON.stringify(settings);
+      } catch {
+        return false;
+      }
+    }, 20_000);
   }
 
   /** Run a command through the command palette by its title. */

@@ -28,7 +28,7 @@ function withTimeout(promise, ms, what) {
 }
 
 describe('segpilot serve, as the extension speaks to it', { timeout: 600_000 }, () => {
-  let dir, child, connection, uri, text, exited;
+  let dir, child, connection, uri, text, demoUri, exited;
   const stderr = [];
   const edits = [];
   const progress = [];
@@ -36,7 +36,7 @@ describe('segpilot serve, as the extension speaks to it', { timeout: 600_000 }, 
   const fakeRepl = () => [PYTHON, FAKE_REPL, path.join(dir, 'graph.json'), '--elaborate', '--unrecorded-tactics', 'error'];
   const request = (method, params, ms = 180_000) => withTimeout(connection.sendRequest(method, params), ms, method);
   const status = () => request('segpilot/status', {});
-  const andSwapLine = () => text.split('\n').findIndex((l) => l.startsWith('theorem and_swap_demo')) + 1;
+  const andSwapLine = () => 1; // the `  sorry` under `theorem and_swap_e2e ... := by`
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segpilot-protocol-'));
@@ -44,8 +44,10 @@ describe('segpilot serve, as the extension speaks to it', { timeout: 600_000 }, 
     for (const name of ['lakefile.toml', 'lean-toolchain', 'Demo.lean']) {
       fs.copyFileSync(path.join(REPO, 'lean_project', name), path.join(dir, name));
     }
-    text = fs.readFileSync(path.join(dir, 'Demo.lean'), 'utf8');
-    uri = pathToFileURL(path.join(dir, 'Demo.lean')).href;
+    fs.copyFileSync(path.join(EXTENSION, 'test', 'fixtures', 'AndSwap.lean'), path.join(dir, 'AndSwap.lean'));
+    text = fs.readFileSync(path.join(dir, 'AndSwap.lean'), 'utf8');
+    uri = pathToFileURL(path.join(dir, 'AndSwap.lean')).href;
+    demoUri = pathToFileURL(path.join(dir, 'Demo.lean')).href;
     child = spawn(PYTHON, ['-m', 'segpilot', 'serve'], {
       cwd: dir,
       env: { ...process.env, SEGPILOT_HOME: path.join(dir, 'home') },
@@ -90,6 +92,8 @@ describe('segpilot serve, as the extension speaks to it', { timeout: 600_000 }, 
     assert.equal(result.serverInfo.name, 'segpilot');
     connection.sendNotification('initialized', {});
     connection.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'lean4', version: 1, text } });
+    const demo = fs.readFileSync(path.join(dir, 'Demo.lean'), 'utf8');
+    connection.sendNotification('textDocument/didOpen', { textDocument: { uri: demoUri, languageId: 'lean4', version: 1, text: demo } });
   });
 
   test('every sidecar setting key in package.json is known to the sidecar (none ignored as unknown)', async () => {
@@ -137,12 +141,14 @@ describe('segpilot serve, as the extension speaks to it', { timeout: 600_000 }, 
   });
 
   test('inlineCompletion outside a proof is an empty list', async () => {
-    const result = await request('textDocument/inlineCompletion', {
-      textDocument: { uri },
-      position: { line: 0, character: 0 },
-      context: { triggerKind: 1 },
-    });
-    assert.deepEqual(result.items, []);
+    for (const [where, line, character] of [[uri, 0, 0], [demoUri, 9, 10], [demoUri, 2, 4]]) {
+      const result = await request('textDocument/inlineCompletion', {
+        textDocument: { uri: where },
+        position: { line, character },
+        context: { triggerKind: 1 },
+      });
+      assert.deepEqual(result.items, [], `${where} ${line}:${character}`);
+    }
   });
 
   test('segpilot/goalState is accepted, and accepting a suggestion runs its command', async () => {
@@ -180,7 +186,7 @@ describe('segpilot serve, as the extension speaks to it', { timeout: 600_000 }, 
   });
 
   test('proveTheorem: work-done progress and the result shape the command reports', async () => {
-    const line = text.split('\n').findIndex((l) => l.startsWith('theorem and_swap_demo'));
+    const line = 0;
     const result = await request('workspace/executeCommand', {
       command: 'segpilot.proveTheorem',
       arguments: [{ uri, position: { line, character: 0 } }],

@@ -10,7 +10,8 @@ import * as vscode from './vscode-mock';
 import { changeConfiguration, recorded, resetMock } from './vscode-mock';
 
 const manifest = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8'));
-const SERVER = '/fake/bin/segpilot';
+const SERVER = process.execPath; // any executable: the fake client starts no process
+const OTHER = '/bin/sh';
 
 function context() {
   return { subscriptions: [] as { dispose(): void }[], extension: { packageJSON: manifest } } as unknown as code.ExtensionContext;
@@ -63,11 +64,11 @@ test('user-set settings go to the sidecar at start and on change; server setting
     params: { settings: { k: 8, replCommand: ['python', 'fake.py'] } },
   });
   assert.equal(script.clients.length, 1);
-  recorded.settings.set('segpilot.server.command', ['/other/segpilot', 'serve']);
+  recorded.settings.set('segpilot.server.command', [OTHER, 'serve']);
   await changeConfiguration(['segpilot.server.command']);
   assert.equal(first.stopped, 1);
   assert.equal(script.clients.length, 2);
-  assert.equal(lastClient().serverOptions.command, '/other/segpilot');
+  assert.equal(lastClient().serverOptions.command, OTHER);
 });
 
 test('a missing sidecar gives one notification with the fix, not one per change', async () => {
@@ -82,11 +83,32 @@ test('a missing sidecar gives one notification with the fix, not one per change'
   assert.match(statusItem()?.text ?? '', /segpilot: error/);
 });
 
+test('a configured command that does not exist is reported once, without starting a client', async () => {
+  recorded.settings.set('segpilot.server.command', ['/nonexistent/segpilot', 'serve']);
+  await activate(context());
+  await changeConfiguration(['segpilot.k']);
+  assert.equal(script.clients.length, 0);
+  assert.equal(recorded.errors.length, 1);
+  assert.match(recorded.errors[0], /\/nonexistent\/segpilot \(from setting\) does not exist/);
+});
+
+test('a failing code action command says why; a failing accept notice is only logged', async () => {
+  await activate(context());
+  const { executeCommand } = lastClient().clientOptions.middleware;
+  const fail = async () => {
+    throw new Error('the position is not inside a tactic proof');
+  };
+  assert.equal(await executeCommand('segpilot.insertSegment', [{}], fail), undefined);
+  assert.equal(await executeCommand('segpilot.suggestionAccepted', [{ checked: true, outcome: 'closed' }], fail), undefined);
+  assert.deepEqual(recorded.errors, ['segpilot: the position is not inside a tactic proof']);
+  assert.match(recorded.outputs[0].lines.join('\n'), /suggestion accepted \(checked: closed\)/);
+});
+
 test('a sidecar that fails to start is reported once, in the status bar too', async () => {
-  script.startError = new Error('spawn /fake/bin/segpilot ENOENT');
+  script.startError = new Error('spawn failed: initialize refused');
   await activate(context());
   assert.equal(recorded.errors.length, 1);
-  assert.match(recorded.errors[0], /did not start: Error: spawn/);
+  assert.match(recorded.errors[0], /did not start: Error: spawn failed/);
   assert.match(statusItem()?.text ?? '', /segpilot: error/);
 });
 

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { CrashBudget, Once } from '../../src/crashBudget';
-import { resolveServerCommand } from '../../src/serverCommand';
+import { commandExists, resolveServerCommand } from '../../src/serverCommand';
 import { sidecarKeys, sidecarSettings } from '../../src/settings';
 import { Activity, phaseFromStatus, statusView } from '../../src/status';
 
@@ -139,4 +139,14 @@ test('the manifest contributes the lean4 language without a grammar, and activat
   const lean = manifest.contributes.languages.find((l: { id: string }) => l.id === 'lean4');
   assert.deepEqual(lean.extensions, ['.lean']);
   assert.equal(manifest.contributes.grammars, undefined);
+});
+
+test('a command is checked as a path, or looked up on PATH when it is a bare name', () => {
+  const l = lookup(['/opt/py/bin/segpilot', '/abs/python']);
+  assert.equal(commandExists('/abs/python', l), true);
+  assert.equal(commandExists('/abs/missing', l), false);
+  assert.equal(commandExists('segpilot', l), true);
+  assert.equal(commandExists('python', l), false);
+  const win = { folders: [], pathVariable: 'C:\\py', platform: 'win32' as const, isExecutable: (f: string) => f === 'C:\\py\\segpilot.exe' };
+  assert.equal(commandExists('segpilot', win), true);
 });

@@ -47,6 +47,9 @@ export class Uri {
     readonly scheme: string,
     readonly fsPath: string,
   ) {}
+  get path(): string {
+    return this.fsPath;
+  }
   static file(p: string): Uri {
     return new Uri('file', p);
   }

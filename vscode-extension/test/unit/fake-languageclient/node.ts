@@ -68,6 +68,11 @@ export class LanguageClient {
     this.stopped += 1;
   }
 
+  errors: string[] = [];
+  error(message: string): void {
+    this.errors.push(message);
+  }
+
   isRunning(): boolean {
     return this.running;
   }
