@@ -11,7 +11,8 @@ import { Editor, EXTENSION, REPO, until } from './harness.mjs';
 
 const PYTHON = process.env.SEGPILOT_PYTHON || path.join(REPO, '.venv', 'bin', 'python');
 const ARTIFACTS = process.env.SEGPILOT_E2E_ARTIFACTS || path.join(EXTENSION, 'test-artifacts');
-const SCREENSHOT = process.env.SEGPILOT_E2E_SCREENSHOT; // where the README's screenshot goes
+// Where to write the README's screenshot (vscode-extension/images/ghost-text.png), if set.
+const SCREENSHOT = process.env.SEGPILOT_E2E_SCREENSHOT;
 const FAKE_REPL = path.join(REPO, 'tests', 'fakes', 'fake_repl.py');
 const FIXTURES = path.join(EXTENSION, 'test', 'fixtures');
 
@@ -94,7 +95,7 @@ describe('segpilot in code-server', { timeout: 900_000 }, () => {
       const shown = await editor.ghostText();
       return shown.inline.trim() ? shown : false;
     }, 120_000, 200);
-    if (SCREENSHOT) await editor.screenshot(SCREENSHOT);
+    if (SCREENSHOT) await editor.editorScreenshot(SCREENSHOT, 5);
     await editor.screenshot(path.join(ARTIFACTS, 'ghost-text.png'));
     await editor.page.keyboard.press('Tab');
     const accepted = await editor.waitForLog(/suggestion accepted \((checked: \w+|unchecked)\)/);

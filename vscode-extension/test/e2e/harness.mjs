@@ -326,6 +326,15 @@ export class Editor {
     await this.page.screenshot({ path: file });
   }
 
+  /** A screenshot of the top of the active editor (`lines` lines), e.g. for the README. */
+  async editorScreenshot(file, lines = 8) {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const box = await this.page.locator('.editor-group-container.active').first().boundingBox();
+    const lineHeight = await this.page.evaluate(() => document.querySelector('.view-line')?.getBoundingClientRect().height ?? 19);
+    const height = Math.min(box.height, 60 + lines * lineHeight);
+    await this.page.screenshot({ path: file, clip: { x: box.x, y: box.y, width: Math.min(box.width, 760), height } });
+  }
+
   /** Save screenshots and logs for a failed test. */
   async keep(label) {
     const dir = path.join(this.artifacts, label.replace(/[^\w.-]+/g, '_'));
