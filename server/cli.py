@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from segpilot import __version__
-from segpilot.commands import config, data, doctor, eval, goals, serve, suggest
+from segpilot.commands import bench, config, data, doctor, eval, goals, prove, serve, suggest
 from segpilot.errors import SegpilotError
 
 EPILOG = """examples:
@@ -17,6 +17,8 @@ EPILOG = """examples:
   segpilot goals Demo.lean --line 16 --col 2 --json   the goals at a cursor
   segpilot suggest --state "x y : Nat\\n⊢ x + y = y + x" -k 4
   segpilot eval steps.jsonl --compare preset=step preset=segment --limit 30
+  segpilot prove Demo.lean --dry-run --diff   fill sorries by proof search
+  segpilot bench suite.jsonl --out runs/x     a theorem suite under several policies
   segpilot config                       every effective setting and where it came from
   segpilot serve                        the LSP sidecar on stdio (editors start it)
 
@@ -33,7 +35,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"segpilot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (doctor, config, data, goals, suggest, eval, serve):
+    for command in (doctor, config, data, goals, suggest, eval, prove, bench, serve):
         command.register(sub)
     return parser
 

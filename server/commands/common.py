@@ -38,13 +38,19 @@ def add_lean_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def settings_from(args: argparse.Namespace, model: Mapping[str, Any] | None = None) -> Settings:
+def settings_from(
+    args: argparse.Namespace,
+    model: Mapping[str, Any] | None = None,
+    search: Mapping[str, Any] | None = None,
+) -> Settings:
     """The effective settings: config file < environment < these flags."""
     lean = {
         "repl_command": getattr(args, "repl_command", None),
         "check": getattr(args, "check", None),
     }
-    return load_settings(overrides={"model": dict(model or {}), "lean": lean})
+    return load_settings(
+        overrides={"model": dict(model or {}), "lean": lean, "search": dict(search or {})}
+    )
 
 
 def cursor_site(path: Path, line: int | None, column: int) -> tuple[str, ProofSite]:

@@ -111,6 +111,11 @@ class Projects:
         """The project of a file (its Lake project, else the workspace, else its folder)."""
         start = path.parent if path is not None else self.workspace_root or Path.cwd()
         root = find_project(start) or self.workspace_root or start.resolve()
+        return self.at_root(root)
+
+    def at_root(self, root: Path) -> LeanProject:
+        """The project whose root is `root` (a proof job names it)."""
+        root = root.resolve()
         return self.by_root.setdefault(root, LeanProject(root))
 
     async def close(self) -> None:
