@@ -346,8 +346,7 @@ def test_the_checker_works_through_the_elaborator(checker: LeanChecker) -> None:
     assert checker.check(state, "exact ⟨hq, hp⟩").kind == "closed"
     assert checker.check(state, "constructor\nexact hq\nexact hp").kind == "closed"
     assert checker.check(state, "constructor\n· exact hq\n· exact hp").kind == "closed"
-    ok, why = checker.verify("", BODY + "exact ⟨hq, hp⟩\n")
-    assert ok, why
+    assert checker.final_check("", BODY + "exact ⟨hq, hp⟩\n") == ""
 
 
 def test_intro_at_a_cursor_right_after_by_is_progress(checker: LeanChecker) -> None:

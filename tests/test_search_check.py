@@ -296,10 +296,11 @@ def test_longest_accepted_prefix_of_a_failed_block(checker: LeanChecker) -> None
         (BODY + "sorry", (False, "uses sorry")),
     ],
 )
-def test_verify_rechecks_a_declaration_in_command_mode(
+def test_final_check_rechecks_a_declaration_in_command_mode(
     checker: LeanChecker, declaration: str, verdict: tuple[bool, str]
 ) -> None:
-    assert checker.verify(HEADER, declaration) == verdict
+    why = checker.final_check(HEADER, declaration)
+    assert (not why, why) == verdict
 
 
 def test_process_crash_propagates_and_is_not_cached(tmp_path: Path) -> None:

@@ -96,7 +96,7 @@ def test_best_first_proves_a_three_step_theorem(checker: LeanChecker, root: Lean
     elapsed = [seconds for *_, seconds in progress]
     assert elapsed == sorted(elapsed) and elapsed[-1] <= result.elapsed_s
     declaration = BODY + result.proof_text().replace("\n", "\n  ")
-    assert checker.verify(HEADER, declaration) == (True, "")
+    assert checker.final_check(HEADER, declaration) == ""
 
 
 def test_cached_results_cost_no_lean_calls(checker: LeanChecker, root: LeanState) -> None:

@@ -28,7 +28,6 @@ from segpilot.lean.errors import LeanProcessError
 from segpilot.lean.goals import GoalState, parse_goals
 from segpilot.lean.protocol import (
     Command,
-    CommandResponse,
     Message,
     ProofStep,
     ProofStepResponse,
@@ -351,17 +350,30 @@ class LeanChecker:
                 return n, outcome
         return None
 
-    def verify(self, header: str, declaration: str) -> tuple[bool, str]:
-        """Re-check a finished declaration in command mode (tactic mode has accepted wrong
-        proofs before): `(True, "")` when Lean reports no error and no sorry, else
-        `(False, why)`."""
+    def final_check(
+        self, header: str, declaration: str, open_holes: Sequence[tuple[int, int]] = ()
+    ) -> str:
+        """Why Lean refuses `declaration` in command mode after `header` ("" when it does
+        not): an error, or a `sorry` anywhere but at `open_holes` (0-based line, column in
+        the declaration: the holes deliberately left open). Tactic mode has accepted wrong
+        proofs before: every finished proof is checked this way before it is used."""
         usable, env = self._environment(header)
         if not usable:
-            return False, "the REPL refused the header"
+            return "the REPL refused the text above the declaration"
         reply = self._run("verify", Command(declaration, env=env))
         if isinstance(reply, ReplError):
-            return False, reply.message.removeprefix(LEAN_ERROR_PREFIX)
-        return _verdict(reply)
+            return reply.message.removeprefix(LEAN_ERROR_PREFIX)
+        if reply.has_errors:
+            return _error_text(reply.messages)
+        allowed = set(open_holes)
+        stray = [
+            s
+            for s in reply.sorries
+            if s.pos is None or (s.pos.line - 1, s.pos.column) not in allowed
+        ]
+        if stray or (not allowed and any(_SORRY_WARNING.search(m.data) for m in reply.messages)):
+            return USES_SORRY
+        return ""
 
     def stats(self) -> dict[str, int]:
         """Sizes of the caches, and the REPL requests made by kind."""
@@ -375,11 +387,3 @@ class LeanChecker:
 
     def close(self) -> None:
         self._repl.close()
-
-
-def _verdict(reply: CommandResponse) -> tuple[bool, str]:
-    if reply.has_errors:
-        return False, _error_text(reply.messages)
-    if reply.sorries or any(_SORRY_WARNING.search(m.data) for m in reply.messages):
-        return False, USES_SORRY
-    return True, ""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from segpilot.lean.source import declaration_span, proof_site, sorries
 from segpilot.model.candidates import indent_block
-from segpilot.search.check import USES_SORRY, LeanChecker, ProofContext
+from segpilot.search.check import LeanChecker, ProofContext
 from segpilot.search.prove import ProposalPolicy, SearchBudget, SearchResult, best_first
 
 SORRY = "sorry"
@@ -80,9 +80,8 @@ def fill(
     start = len(site.header) + len(site.body)
     end = declaration_span(text, hole.line)[1]
     declaration = site.body + replacement + text[start + len(SORRY) : end]
-    ok, why = checker.verify(site.header, declaration)
-    if not ok and why == USES_SORRY and sorries(declaration):
-        ok = True  # the declaration's other holes are still open; this one is filled
-    if not ok:
+    # The declaration's other holes stay open; this one must be filled.
+    why = checker.final_check(site.header, declaration, sorries(declaration))
+    if why:
         return Filled(hole, result, message=f"the proof failed the final check: {why}")
     return Filled(hole, result, replacement)
