@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up (scripts/setup.sh), then the main job: check the machine with `segpilot doctor`,
-# cut real Lean proof trajectories into segments with `segpilot data segments`, and let the
-# default model propose segments with `segpilot suggest`.
+# cut real Lean proof trajectories into segments with `segpilot data segments`, and fill the
+# sorries of lean_project/Demo.lean with `segpilot prove --dry-run` (the default model;
+# without Lean, prove says so and the demo shows the goals and suggestions at each sorry).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,9 +38,21 @@ for segment in segments[:3]:
 PY
 
 demo=lean_project/Demo.lean
-line="$(grep -n 'theorem and_swap_demo' "$demo" | cut -d: -f1)"
-line=$((line + 1))
-say "segpilot suggest --file $demo --line $line --col 2  (the default model proposes segments for a sorry)"
-segpilot suggest --file "$demo" --line "$line" --col 2 -k 4
+say "segpilot prove $demo --dry-run --diff  (proof search for every sorry of the demo; nothing written)"
+status=0
+segpilot prove "$demo" --dry-run --diff --budget-s 120 || status=$?
+if [[ $status -eq 2 ]]; then
+  say "no Lean here, so nothing can be proved or checked (the line above says how to install it)."
+  say "What segpilot does without Lean: the goal at each of the demo's sorries (read from the statement) and the default model's suggestions for it"
+  .venv/bin/python -c 'import sys; from segpilot.lean.source import sorries
+for line, col in sorries(open(sys.argv[1], encoding="utf-8").read()): print(line + 1, col)' "$demo" |
+  while read -r line col; do
+    say "segpilot suggest --file $demo --line $line --col $col"
+    segpilot suggest --file "$demo" --line "$line" --col "$col" -k 4
+  done
+elif [[ $status -ne 0 ]]; then
+  say "segpilot prove exited $status"
+  exit "$status"
+fi
 say "segpilot suggest --state  (a goal given directly, as JSON)"
 segpilot suggest --state 'p q : Prop\nhp : p\nhq : q\n⊢ p ∧ q' -k 4 --json
