@@ -4,8 +4,8 @@ three real trajectory files, against the current defaults measured in the same r
 One process, one model load; every (temperature, top-p) pair gets the same rows (see
 `_trajectories.py`: `--limit` rows of each file, evenly spread), k, seeds and token limit, and
 the default settings otherwise (the default model unless `--model`, preset `segment` unless
-`--preset`, 3 worked examples, `lead = goal`, tactic-shaped decoding). The baseline is the
-pair the settings default to now (`ModelSettings`' temperature and top-p). Measures are medians over
+`--preset`, 3 worked examples, `lead = goal`, tactic-shaped decoding). The baseline is
+`--baseline T,P`, by default the pair the settings default to now. Measures are medians over
 the seeds; the differences are in percentage points against the baseline, s/state as a
 ratio. A pair is eligible when it keeps distinct/state >= 6 at k = 8. The presets of
 `benchmarks/presets.toml` are available (`--preset chatml-segment`).
@@ -50,6 +50,9 @@ def main() -> int:
     parser.add_argument("--temperatures", default="0.6,0.8,1.0,1.2")
     parser.add_argument("--top-ps", default="0.9,0.95,1.0")
     parser.add_argument("--preset", default="segment")
+    parser.add_argument(
+        "--baseline", metavar="T,P", help="the pair to compare with (default: the defaults now)"
+    )
     parser.add_argument("--model", help="GGUF file (default: the default model)")
     parser.add_argument("--max-tokens", type=int, default=64, help="tokens per candidate")
     parser.add_argument("--budget", type=float, default=120.0, help="seconds per call at most")
@@ -62,7 +65,9 @@ def main() -> int:
 
     seeds = [int(s) for s in args.seeds.split(",")]
     defaults = ModelSettings()
-    baseline = (defaults.temperature, defaults.top_p)
+    baseline = (
+        tuple(floats(args.baseline)) if args.baseline else (defaults.temperature, defaults.top_p)
+    )
     pairs = [(t, p) for t in floats(args.temperatures) for p in floats(args.top_ps)]
     if baseline not in pairs:
         pairs.insert(0, baseline)
@@ -115,7 +120,7 @@ def main() -> int:
             diff = "" if pair == baseline else f" ({(value - ref) * 100:+.1f})"
             cells.append(f"{value:.1%}{diff}")
         distinct, seconds = med(pair, "distinct") or 0.0, med(pair, "seconds") or 0.0
-        name = f"{pair[0]:g} / {pair[1]:g}" + (" (now)" if pair == baseline else "")
+        name = f"{pair[0]:g} / {pair[1]:g}" + (" (baseline)" if pair == baseline else "")
         out_rows.append(
             [name, *cells, f"{distinct:.2f}", f"{seconds:.2f}", f"{seconds / base_seconds:.2f}"]
         )
@@ -146,7 +151,7 @@ def main() -> int:
     )
     model_name = Path(args.model).name if args.model else "SmolLM2-135M-Instruct Q4_1"
     header = ["temperature / top-p", *(n for _, n in shown), "distinct/state", "s/state"]
-    header.append("× now s/state")
+    header.append("× baseline s/state")
     body = f"""## Sampling defaults by measurement (`benchmarks/sampling.py`)
 
 Temperature and top-p swept on the same rows of the three files in `{source}`:
@@ -155,9 +160,8 @@ evenly spread), scored as `segpilot eval` scores. Default model unless named
 (`{model_name}`), preset `{args.preset}`, k = {k}, seed(s) {args.seeds}, up to
 {args.max_tokens} tokens per candidate, 3 worked examples, `lead = goal`, tactic-shaped
 decoding; one model load for the whole sweep. Measures are medians over the seeds; in
-brackets the difference from the current defaults (temperature {baseline[0]:g}, top-p
-{baseline[1]:g}) in
-percentage points. {machine()}; 1-minute load average {load_before:.2f} before the run (the
+brackets the difference from the baseline (temperature {baseline[0]:g}, top-p {baseline[1]:g})
+in percentage points. {machine()}; 1-minute load average {load_before:.2f} before the run (the
 cores are shared: s/state is noisy). Whole sweep: {elapsed:.0f} s.
 
 {table(header, out_rows)}
@@ -169,7 +173,8 @@ name@{k} / first@{k} by file:
 {table(["file (rows)", *(f"{t:g} / {p:g}" for t, p in pairs)], file_rows)}
 
 Run: `.venv/bin/python benchmarks/sampling.py --limit {args.limit} -k {k} --seeds {args.seeds}
---temperatures {args.temperatures} --top-ps {args.top_ps} --preset {args.preset}`
+--temperatures {args.temperatures} --top-ps {args.top_ps} --preset {args.preset}
+--baseline {baseline[0]:g},{baseline[1]:g}`
 """
     print(body)
     if not args.no_write:

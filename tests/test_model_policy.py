@@ -78,7 +78,7 @@ def test_changing_a_sampling_setting_misses_the_cache_and_reaches_the_backend():
     assert [c.text for c in policy.propose(STATE)] == ["simp"]
     assert backend.sampling == {
         "temperature": 0.5,
-        "top_p": 0.95,
+        "top_p": 1.0,
         "max_tokens": 64,
         "seed": 7,
         "budget_s": 10.0,

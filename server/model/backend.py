@@ -10,7 +10,7 @@ Traps measured on this project's machines, and how this module keeps them away:
   step decodes one token of every live sequence in a single `llama_decode`.
 - The prompt's tokens get no logits (no `logits_all`); only the generated token's row is read.
   A finished sequence's cells are freed at once, so the live ones attend over less.
-- The KV cache keeps the last prompt, so a prompt sharing a prefix with it (the system prompt,
+- The KV cache keeps the last prompt, so a prompt sharing a prefix with it (the instruction line,
   the worked examples) only evaluates the rest. After an adapter swap that prefix was computed
   with other weights, so every swap clears it.
 - Same seed, same output, whatever the cache holds: flash attention is off (with it, cached

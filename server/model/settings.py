@@ -91,11 +91,12 @@ class ModelSettings:
         default=4,
         metadata=_help(f"candidates per call (1-{MAX_SEQUENCES})", min=1, max=MAX_SEQUENCES),
     )
+    # Both chosen by measurement on the real trajectories (BENCHMARKS.md, "Sampling defaults").
     temperature: float = field(
-        default=1.0, metadata=_help("sampling temperature; 0 picks the likeliest token", min=0)
+        default=0.6, metadata=_help("sampling temperature; 0 picks the likeliest token", min=0)
     )
     top_p: float = field(
-        default=0.95,
+        default=1.0,
         metadata=_help(
             "nucleus sampling: keep the likeliest tokens up to this mass", min=1e-6, max=1.0
         ),
