@@ -197,3 +197,26 @@ def test_bench_configs_are_checked_before_anything_runs(tmp_path: Path) -> None:
         "segment:temperature=hot", "--repl-command", repl_command(tmp_path),
     )  # fmt: skip
     assert typo.returncode == 1 and "temperature" in typo.stderr
+
+
+def test_budget_flags_and_the_paper_preset_reach_the_settings() -> None:
+    import argparse
+
+    from segpilot.commands.search_flags import add_executor_flags, add_search_flags, overrides
+
+    parser = argparse.ArgumentParser()
+    add_search_flags(parser)
+    add_executor_flags(parser)
+    paper = parser.parse_args(["--budget-preset", "paper", "--expansions", "50"])
+    model, search = overrides(paper)
+    assert model == {"temperature": 1.1}
+    assert search == {"wall_s": 1800.0, "expansions": 50, "k": 4}  # the flag wins
+    flags = parser.parse_args(
+        ["--no-rollout", "--rollout-depth", "2", "--trigger", "change", "--lean-calls", "9",
+         "--budget-s", "5", "-k", "3", "--preset", "step", "--seed", "4"]
+    )  # fmt: skip
+    model, search = overrides(flags)
+    assert model == {"preset": "step", "seed": 4}
+    assert search == {"rollout": False, "rollout_depth": 2, "trigger": "change",
+                      "lean_calls": 9, "wall_s": 5.0, "k": 3}  # fmt: skip
+    assert overrides(parser.parse_args([])) == ({}, {})
