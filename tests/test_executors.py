@@ -138,3 +138,26 @@ def test_cancelled_jobs_give_no_result(tmp_path: Path) -> None:
 def test_jobs_cross_process_boundaries_as_json(tmp_path: Path) -> None:
     (job,) = easy_jobs(tmp_path, NAMES[:1])
     assert ProofJob.from_dict(json.loads(json.dumps(job.to_dict()))) == job
+
+
+@pytest.mark.slow
+def test_a_killed_ray_actor_s_job_runs_again_on_a_fresh_actor(tmp_path: Path) -> None:
+    (job,) = easy_jobs(tmp_path, NAMES[:1])
+    found: list[JobResult] = []
+    executor = RayExecutor(1)
+    thread = threading.Thread(target=lambda: found.extend(run(executor, [job])))
+    thread.start()
+    deadline = time.monotonic() + 180
+    victim = None
+    while victim is None and time.monotonic() < deadline:
+        # Ray titles an actor's process by the method it runs; this Ray was started here.
+        for process in psutil.process_iter(["cmdline"]):
+            if any("_RayWorker.run" in part for part in process.info["cmdline"] or ()):
+                victim = process
+                break
+        time.sleep(0.05)
+    assert victim is not None, "the actor never started its job"
+    victim.kill()
+    thread.join(300)
+    (result,) = found
+    assert result.attempts == 2 and result.status in ("proved", "failed", "budget")
