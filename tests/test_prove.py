@@ -324,3 +324,31 @@ while True:
         backup = backup_path(path)
         if backup.exists():
             assert backup.read_text(encoding="utf-8") in versions
+
+
+def test_a_runner_keeps_one_loaded_model_for_jobs_that_only_sample_differently() -> None:
+    made: list[Any] = []
+
+    class Loaded:
+        def __init__(self) -> None:
+            self.closed = False
+
+    class Made:
+        def __init__(self, settings: ModelSettings, backend: Any = None) -> None:
+            self.settings, self.loaded = settings, backend or Loaded()
+            made.append(self)
+
+        def close(self) -> None:
+            self.loaded.closed = True
+
+    runner = JobRunner(policy_factory=Made)
+    first = runner.policy_for(ModelSettings(seed=0))
+    assert runner.policy_for(ModelSettings(seed=0)) is first
+    for seed in range(1, 12):  # more than the runner keeps
+        assert runner.policy_for(ModelSettings(seed=seed)).loaded is first.loaded
+    assert not first.loaded.closed  # the kept policies still use it
+    other = runner.policy_for(ModelSettings(model_path="other.gguf"))
+    assert other.loaded is not first.loaded
+    for seed in range(12, 24):  # pushes `other` out: nothing else uses its model
+        runner.policy_for(ModelSettings(seed=seed))
+    assert other.loaded.closed and not first.loaded.closed

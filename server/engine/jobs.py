@@ -22,6 +22,7 @@ from segpilot.engine.projects import Projects
 from segpilot.engine.settings import Settings, load_settings
 from segpilot.errors import SegpilotError
 from segpilot.lean.errors import LeanProcessError
+from segpilot.lru import Lru
 from segpilot.model.candidates import Candidate
 from segpilot.model.policy import Policy
 from segpilot.model.settings import ModelSettings
@@ -29,6 +30,7 @@ from segpilot.search.fill import Hole, fill
 
 Status = Literal["proved", "failed", "budget", "error"]
 STATUSES: tuple[Status, ...] = ("proved", "failed", "budget", "error")
+POLICIES_KEPT = 8
 # The model settings that choose what is loaded; the others only shape one call.
 _LOADED = ("model_path", "adapter_path", "adapter_scale", "n_ctx", "n_threads", "n_gpu_layers")
 
@@ -173,31 +175,34 @@ class JobRunner:
 
     def __init__(self, policy_factory: Callable[..., Policy] = Policy) -> None:
         self._policy_factory = policy_factory
-        self._policies: dict[str, Policy] = {}
+        # Jobs of one bench configuration and run share one policy (its proposal cache);
+        # a few are kept, and a model is freed once no kept policy uses it.
+        self._policies: Lru[str, Policy] = Lru(POLICIES_KEPT)
         self.projects = Projects()
 
     def policy_for(self, model: ModelSettings) -> Policy:
         """A policy with these settings, on the loaded model when it is the same one."""
         key = repr(model)
-        found = self._policies.get(key)
+        found = self._policies.find(key)
         if found is not None:
             return found
         same_model = next(
             (
-                p
+                p.loaded
                 for p in self._policies.values()
                 if all(getattr(p.settings, n) == getattr(model, n) for n in _LOADED)
                 and p.loaded is not None
             ),
             None,
         )
-        backend = same_model.loaded if same_model is not None else None
         policy = (
-            self._policy_factory(model, backend=backend)
-            if backend is not None
+            self._policy_factory(model, backend=same_model)
+            if same_model is not None
             else self._policy_factory(model)
         )
-        self._policies[key] = policy
+        for _, dropped in self._policies.put(key, policy):
+            if all(p.loaded is not dropped.loaded for p in self._policies.values()):
+                dropped.close()
         return policy
 
     def run(
