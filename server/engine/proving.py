@@ -24,7 +24,13 @@ from segpilot.engine.settings import Settings
 from segpilot.errors import SegpilotError
 from segpilot.lean.errors import LeanProcessError
 from segpilot.lean.project import find_project
-from segpilot.lean.source import NotInProof, declaration_span, proof_site, sorries
+from segpilot.lean.source import (
+    NotInProof,
+    declaration_span,
+    line_offset,
+    proof_site,
+    sorries,
+)
 from segpilot.search.check import LeanChecker
 from segpilot.search.fill import SORRY
 from segpilot.textfiles import FileSnapshot, printable, read_snapshot, replace_file
@@ -124,8 +130,7 @@ def jobs_for(targets: Iterable[Target], settings: Settings) -> list[ProofJob]:
 
 
 def _offset(text: str, line: int, column: int) -> int:
-    lines = text.split("\n")
-    return sum(len(x) + 1 for x in lines[:line]) + column
+    return line_offset(text.split("\n"), line, column)
 
 
 def filled_text(text: str, results: Iterable[JobResult]) -> str:
@@ -148,7 +153,7 @@ def final_check(checker: LeanChecker, text: str, results: Sequence[JobResult]) -
     results, those refused changed."""
     proved = [r for r in results if r.status == "proved" and r.replacement]
     final = filled_text(text, proved)
-    placed = sorted((_offset(text, r.line, r.column), r) for r in proved)
+    placed = sorted(((_offset(text, r.line, r.column), r) for r in proved), key=lambda p: p[0])
 
     def moved(offset: int) -> int:
         """Where an offset of `text` is in `final`."""
@@ -201,17 +206,6 @@ def write_back(
     except SegpilotError as err:
         written.error = str(err)
     return written
-
-
-@dataclass
-class ProveRun:
-    """Everything one `prove` run did."""
-
-    targets: list[Target]
-    results: list[JobResult] = field(default_factory=list)
-    written: list[Written] = field(default_factory=list)
-    cancelled: bool = False
-    not_searched: int = 0
 
 
 def checked_results(

@@ -71,7 +71,7 @@ def proof_site(text: str, line: int, column: int) -> ProofSite:
         raise NotInProof(f"line {line + 1} is outside the file (1-{len(lines)})")
     column = min(column, len(lines[line]))
     try:
-        code = code_only(text[: _offset(lines, line, column)])
+        code = code_only(text[: line_offset(lines, line, column)])
     except LexError:
         raise NotInProof(f"line {line + 1} is inside a comment or a string") from None
     code_lines = code.split("\n")
@@ -81,7 +81,7 @@ def proof_site(text: str, line: int, column: int) -> ProofSite:
     ended = any(s[:1].strip() for s in code_lines[start + 1 : line])
     if ended or (line > start and column == 0):
         raise NotInProof(f"line {line + 1} is after the end of the declaration")
-    decl_at = _offset(lines, start, 0)
+    decl_at = line_offset(lines, start, 0)
     declaration = code[decl_at:]
     proof_at = _proof_start(declaration)
     if proof_at is None:
@@ -128,7 +128,8 @@ def sorries(text: str) -> list[tuple[int, int]]:
     return found
 
 
-def _offset(lines: list[str], line: int, column: int) -> int:
+def line_offset(lines: list[str], line: int, column: int) -> int:
+    """The offset in the text of `lines` (split at newlines) of a 0-based line and column."""
     return sum(len(x) + 1 for x in lines[:line]) + column
 
 
