@@ -11,6 +11,8 @@ from segpilot.engine.jobs import JobResult
 from segpilot.errors import SegpilotError
 from segpilot.textfiles import printable
 
+_TICKS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 1800, 3600)
+
 
 @dataclass(frozen=True)
 class Curve:
@@ -85,13 +87,16 @@ def plot_solved(curves: Mapping[str, Curve], path: Path, title: str) -> None:
         raise SegpilotError(f"plotting needs matplotlib: {err}") from None
     figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     longest = max((max(c.solved_s, default=0.0) for c in curves.values()), default=0.0)
+    end = max(longest * 1.1, 1.0)
     for label, line in curves.items():
-        times = np.array([0.0, *line.solved_s, max(longest, 1.0)])
+        times = np.array([0.0, *line.solved_s, end])
         solved = np.array([0, *range(1, len(line.solved_s) + 1), len(line.solved_s)])
         share = 100.0 * solved / max(line.total * line.runs, 1)
         axes.step(times, share, where="post", label=f"{label} ({share[-1]:.0f}%)")
     axes.set_xscale("function", functions=(np.log1p, np.expm1))
-    axes.set_xlim(0, max(longest, 1.0))
+    axes.set_xlim(0, end)
+    axes.set_xticks([t for t in _TICKS if t <= end])
+    axes.set_xticklabels([f"{t:g}" for t in _TICKS if t <= end])
     axes.set_xlabel("seconds per theorem (log(1 + t) scale)")
     axes.set_ylabel("theorems solved (%)")
     axes.set_ylim(0, 100)
