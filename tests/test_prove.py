@@ -352,3 +352,24 @@ def test_a_runner_keeps_one_loaded_model_for_jobs_that_only_sample_differently()
     for seed in range(12, 24):  # pushes `other` out: nothing else uses its model
         runner.policy_for(ModelSettings(seed=seed))
     assert other.loaded.closed and not first.loaded.closed
+
+
+@pytest.mark.parametrize(
+    ("budget", "reason"),
+    [({"expansions": 1}, "budget: expansions"), ({"lean_calls": 2}, "budget: lean calls")],
+)
+def test_a_search_a_budget_stops_is_reported_as_budget(
+    tmp_path: Path, lean_file: Path, budget: dict[str, int], reason: str
+) -> None:
+    _, (result,) = prove_file(
+        lean_file, settings_for(graph_for(tmp_path), **budget), Scripted(THREE_STEPS)
+    )
+    assert (result.status, result.proof, result.replacement) == ("budget", "", "")
+    assert result.message == f"no proof found ({reason})"
+    assert result.report_row()["status"] == "budget"
+
+
+def test_a_search_that_runs_dry_is_reported_as_failed(tmp_path: Path, lean_file: Path) -> None:
+    dead_end = {GOAL: [("exact hp", -0.5), ("frobnicate", -1.0)]}
+    _, (result,) = prove_file(lean_file, settings_for(graph_for(tmp_path)), Scripted(dead_end))
+    assert (result.status, result.message) == ("failed", "no proof found (exhausted)")
