@@ -127,7 +127,10 @@ def test_propose_batch_marks_a_complete_call_and_its_cached_repeat():
     backend = ScriptedBackend([("omega", -1.0, "eos"), ("simp", -2.0, "length")])
     policy = Policy(ModelSettings(k=2), backend=backend)
     first = policy.propose_batch(STATE)
-    assert first == Proposed(first.candidates, (), interrupted=False, reason="", cached=False)
+    # Both samples cost their tokens (5 each here), the one that did not survive too.
+    assert first == Proposed(
+        first.candidates, (), interrupted=False, reason="", cached=False, tokens=10
+    )
     assert first.complete and [c.text for c in first.candidates] == ["omega"]
     again = policy.propose_batch(STATE)
     assert again.cached and again.candidates == first.candidates and not again.interrupted

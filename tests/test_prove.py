@@ -34,6 +34,7 @@ from segpilot.engine.jobs import JobResult, JobRunner, ProofJob
 from segpilot.engine.projects import Projects
 from segpilot.engine.settings import Settings, load_settings
 from segpilot.model.candidates import Candidate
+from segpilot.model.policy import Proposed
 from segpilot.model.settings import ModelSettings
 from segpilot.textfiles import backup_path
 
@@ -59,22 +60,18 @@ class Scripted:
         self.on_propose = on_propose
         self.asked: list[str] = []
 
-    def propose(
-        self,
-        state: Any,
-        k: int,
-        *,
-        cancel: threading.Event | None = None,
-        include_rejected: bool = False,
-    ) -> list[Candidate]:
+    def propose_batch(
+        self, state: Any, k: int, *, cancel: threading.Event | None = None
+    ) -> Proposed:
         text = state if isinstance(state, str) else state.pretty()
         self.asked.append(text)
         if self.on_propose is not None:
             self.on_propose(text)
-        return [
-            Candidate(b, tuple(b.split("\n")), lp, n_tokens=len(b.split()))
-            for b, lp in self.script.get(text, [])
-        ][:k]
+        blocks = self.script.get(text, [])[:k]
+        return Proposed(
+            tuple(Candidate(b, tuple(b.split("\n")), lp) for b, lp in blocks),
+            tokens=sum(len(b.split()) for b, _ in blocks),
+        )
 
     def close(self) -> None:
         pass

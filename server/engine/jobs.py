@@ -156,7 +156,8 @@ def _status(reason: str) -> Status:
 
 
 class _Metered:
-    """The policy, counting the tokens its proposals cost (rejected candidates included)."""
+    """The policy, counting the tokens the model generated for the search (every sample,
+    those that parse to nothing or are refused included; a cached answer costs none)."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -165,9 +166,9 @@ class _Metered:
     def propose(
         self, state: Any, k: int, *, cancel: threading.Event | None = None
     ) -> list[Candidate]:
-        everything = self.policy.propose(state, k, cancel=cancel, include_rejected=True)
-        self.tokens += sum(c.n_tokens for c in everything)
-        return [c for c in everything if c.accepted]
+        proposed = self.policy.propose_batch(state, k, cancel=cancel)
+        self.tokens += 0 if proposed.cached else proposed.tokens
+        return list(proposed.candidates)
 
 
 class JobRunner:

@@ -51,6 +51,8 @@ class Proposed:
     interrupted: bool = False
     reason: str = ""
     cached: bool = False
+    tokens: int = 0
+    """Tokens the model generated for it, every sample counted (kept or not)."""
 
     @property
     def complete(self) -> bool:
@@ -291,6 +293,7 @@ class Policy:
             tuple(c for c in ranked if not c.accepted),
             interrupted=bool(reasons),
             reason="cancelled" if "cancelled" in reasons else next(iter(reasons), ""),
+            tokens=sum(x.n_tokens for x in generation.samples),
         )
         if s.cache_size and proposed.complete:
             with self._cache_lock:
