@@ -106,8 +106,10 @@ def add_executor_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--worker-memory-mb",
         type=float,
+        default=4096.0,
         metavar="MB",
-        help="stop a worker process over this resident memory and run its job again once",
+        help="stop a worker process over this resident memory (its model and Python; its "
+        "REPL has the [lean] memory limit) and run its job again once (default: 4096)",
     )
 
 
