@@ -13,6 +13,7 @@ cannot record what Lean would refuse to parse.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -226,3 +227,40 @@ def write_graph(
     }
     path.write_text(json.dumps(graph, ensure_ascii=False, indent=1), encoding="utf-8")
     return path
+
+
+def file_command(
+    text: str, goals_before: Sequence[Goals], *, requires: Sequence[str] = ()
+) -> dict[str, Any]:
+    """A whole file of finished proofs sent with `allTactics` (as `segpilot trace` sends a
+    file; transcript `all_tactics`): every substantive tactic of each declaration's `:= by`
+    block (declarations start at column 0) gets an entry, positions counted in the whole
+    text, with the goals before it from `goals_before`, one goal list per listed tactic in
+    source order (inside `·` Lean lists only the focused goal). No sorries, no messages."""
+    starts = [m.start() for m in re.finditer(r"^\S", text, re.MULTILINE)] + [len(text)]
+    nodes = []
+    for begin, end in itertools.pairwise(starts):
+        chunk = text[begin:end]
+        try:
+            walked = [n for tac in fake_repl.proof_tactics(chunk) for n, _ in tac.walk()]
+        except fake_repl.ParseError as err:
+            raise ValueError(f"the proof in {chunk!r} does not parse: {err.message}") from err
+        nodes += [(begin, n) for n in walked if n.substantive]
+    if len(nodes) != len(goals_before):
+        listed = [n.text for _, n in nodes]
+        raise ValueError(f"{len(goals_before)} goal lists for {len(nodes)} tactics {listed}")
+    entries = []
+    for (begin, node), goals in zip(nodes, goals_before, strict=True):
+        listed = goal_list(goals)
+        entries.append(
+            {
+                "usedConstants": [],
+                "tactic": node.text,
+                "proofState": 0,
+                **_span(text, begin + node.start, begin + node.end),
+                "goals": "\n".join(listed) if listed else "no goals",
+                "fake:goals": listed,
+            }
+        )
+    reply: dict[str, Any] = {"env": 0, **({"tactics": entries} if entries else {})}
+    return _command(text, reply, requires, all_tactics=True)
