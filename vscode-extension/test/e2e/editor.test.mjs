@@ -9,7 +9,10 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Editor, EXTENSION, REPO, until } from './harness.mjs';
 
-const PYTHON = process.env.SEGPILOT_PYTHON || path.join(REPO, '.venv', 'bin', 'python');
+// The virtual environment with segpilot that the workspace gets as its `.venv`: the extension
+// must find the sidecar there by itself (scripts/test-editor.sh passes one installed from a wheel).
+const VENV = process.env.SEGPILOT_SIDECAR_VENV || path.join(REPO, '.venv');
+const PYTHON = path.join(VENV, 'bin', 'python');
 const ARTIFACTS = process.env.SEGPILOT_E2E_ARTIFACTS || path.join(EXTENSION, 'test-artifacts');
 // Where to write the README's screenshot (vscode-extension/images/ghost-text.png), if set.
 const SCREENSHOT = process.env.SEGPILOT_E2E_SCREENSHOT;
@@ -35,10 +38,10 @@ describe('segpilot in code-server', { timeout: 900_000 }, () => {
       editor = await Editor.open({
         artifacts: ARTIFACTS,
         extraFiles: [path.join(FIXTURES, 'AndSwap.lean'), path.join(FIXTURES, 'OrSwap.lean')],
-        settings: (ed) => ({
-          'segpilot.server.command': [PYTHON, '-m', 'segpilot', 'serve', '--log-file', ed.sidecarLog],
+        venv: VENV,
+        settings: {
           'segpilot.replCommand': [PYTHON, FAKE_REPL, graph, '--elaborate', '--unrecorded-tactics', 'error'],
-        }),
+        },
       });
     } catch (err) {
       failed = true;
@@ -78,6 +81,7 @@ describe('segpilot in code-server', { timeout: 900_000 }, () => {
     await editor.openFile('AndSwap.lean');
     const text = await editor.waitForStatus(/segpilot: (ready|unchecked|error)/);
     assert.match(text, /segpilot: ready/, `status bar: ${text}\n${editor.outputLog()}`);
+    assert.match(editor.outputLog(), /starting .*\/\.venv\/bin\/segpilot serve \(from workspace \.venv\)/);
   });
 
   step('shows checked ghost text inside a proof, and Tab accepts it', async () => {

@@ -60,7 +60,7 @@ function copyProject(from, to) {
 }
 
 export class Editor {
-  /** @param {{settings: object | ((editor: Editor) => object), artifacts: string, extraFiles?: string[]}} options */
+  /** @param {{settings: object | ((editor: Editor) => object), artifacts: string, extraFiles?: string[], venv?: string}} options */
   static async open(options) {
     const editor = new Editor(options);
     try {
@@ -73,8 +73,9 @@ export class Editor {
     return editor;
   }
 
-  constructor({ settings, artifacts, extraFiles = [] }) {
+  constructor({ settings, artifacts, extraFiles = [], venv }) {
     this.extraFiles = extraFiles;
+    this.venv = venv;
     this.node24 = required('SEGPILOT_NODE24');
     this.codeServer = required('SEGPILOT_CODE_SERVER');
     this.chromium = required('SEGPILOT_CHROMIUM');
@@ -120,6 +121,7 @@ export class Editor {
       'chat.disableAIFeatures': true,
       'workbench.tips.enabled': false,
       'files.autoSave': 'off',
+      'files.watcherExclude': { '**/.venv/**': true },
       // text typed by the test goes in as typed (settings.json is edited through the editor)
       'editor.autoClosingBrackets': 'never',
       'editor.autoClosingQuotes': 'never',
@@ -146,6 +148,7 @@ export class Editor {
   async start() {
     copyProject(path.join(REPO, 'lean_project'), this.workspace);
     for (const file of this.extraFiles) fs.copyFileSync(file, path.join(this.workspace, path.basename(file)));
+    if (this.venv) fs.symlinkSync(this.venv, path.join(this.workspace, '.venv'));
     fs.mkdirSync(path.join(this.root, 'home'), { recursive: true });
     this.writeSettings();
     const config = path.join(this.root, 'code-server.yaml');
@@ -252,7 +255,7 @@ export class Editor {
     // it opens as a tab or, in newer VS Code, a modal editor; either way it takes the focus
     await this.page.waitForFunction(() => {
       const editor = document.activeElement?.closest('.monaco-editor');
-      return editor && /segpilot\.server\.command/.test(editor.querySelector('.view-lines')?.textContent ?? '');
+      return editor && /workbench\.startupEditor/.test(editor.querySelector('.view-lines')?.textContent ?? '');
     }, undefined, { timeout: 30_000 });
     await this.page.keyboard.press('Control+a');
     await this.page.keyboard.insertText(JSON.stringify(settings)); // one line: no auto-indent
