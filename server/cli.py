@@ -8,7 +8,20 @@ import sys
 from collections.abc import Sequence
 
 from segpilot import __version__
-from segpilot.commands import bench, config, data, doctor, eval, goals, prove, serve, suggest
+from segpilot.commands import (
+    bench,
+    config,
+    data,
+    doctor,
+    eval,
+    export,
+    goals,
+    prove,
+    serve,
+    suggest,
+    trace,
+    train,
+)
 from segpilot.errors import SegpilotError
 
 EPILOG = """examples:
@@ -19,6 +32,9 @@ EPILOG = """examples:
   segpilot eval steps.jsonl --compare preset=step preset=segment --limit 30
   segpilot prove Demo.lean --dry-run --diff   fill sorries by proof search
   segpilot bench suite.jsonl --out runs/x     a theorem suite under several policies
+  segpilot trace ~/my-proj -o traj.jsonl    every tactic step of your proofs, for training
+  segpilot train segments.jsonl -o my-adapter   LoRA-fine-tune the model on your segments
+  segpilot export my-adapter -o my-adapter.gguf the adapter for llama.cpp (--adapter)
   segpilot config                       every effective setting and where it came from
   segpilot serve                        the LSP sidecar on stdio (editors start it)
 
@@ -35,7 +51,20 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"segpilot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (doctor, config, data, goals, suggest, eval, prove, bench, serve):
+    for command in (
+        doctor,
+        config,
+        data,
+        goals,
+        suggest,
+        eval,
+        prove,
+        bench,
+        trace,
+        train,
+        export,
+        serve,
+    ):
         command.register(sub)
     return parser
 
