@@ -67,7 +67,20 @@ examples:
 DATA_EXAMPLES = """\
 examples:
   segpilot data segments steps.jsonl --rule change --output segments.jsonl
+  segpilot data split segments.jsonl --train train.jsonl --valid valid.jsonl
+  segpilot data stats segments.jsonl --png segments.png
   segpilot data segments --help"""
+
+SPLIT_EXAMPLES = """\
+examples:
+  segpilot data split segments.jsonl --train train.jsonl --valid valid.jsonl
+  segpilot data split traj.jsonl --train t.jsonl --valid v.jsonl --valid-share 0.2 --seed 3
+  segpilot data split segs.jsonl --train t.jsonl --valid v.jsonl --by source,transcript"""
+
+STATS_EXAMPLES = """\
+examples:
+  segpilot data stats segments.jsonl
+  segpilot data stats traj.jsonl --png steps.png"""
 
 
 def register(subparsers: Any) -> None:
@@ -115,6 +128,51 @@ def register(subparsers: Any) -> None:
         help='also write every bad row to FILE as JSONL ({"line": N, "reason": ...})',
     )
     segments.set_defaults(func=run_segments)
+    split = commands.add_parser(
+        "split",
+        help="split rows into training and validation sets by declaration",
+        description="Split a segments (or steps) file into training and validation files by "
+        "declaration: all rows of a declaration (equal --by fields) go to the same side, so "
+        "validation never holds part of a proof training saw. Seeded.",
+        epilog=SPLIT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    split.add_argument("input", metavar="INPUT.jsonl", type=Path, help="segments or steps")
+    split.add_argument("--train", required=True, type=Path, metavar="OUT.jsonl")
+    split.add_argument("--valid", required=True, type=Path, metavar="OUT.jsonl")
+    split.add_argument(
+        "--valid-share",
+        type=float,
+        default=0.1,
+        metavar="S",
+        help="share of the declarations held out (default 0.1)",
+    )
+    split.add_argument("--seed", type=int, default=0, metavar="N", help="seed (default 0)")
+    split.add_argument(
+        "--by",
+        default="file,theorem",
+        metavar="FIELDS",
+        help="fields that identify a declaration (default: file,theorem)",
+    )
+    split.set_defaults(func=run_split)
+    stats = commands.add_parser(
+        "stats",
+        help="segment lengths and goal-count moves, printed and as a PNG",
+        description="Count what a segments file (or a steps file from segpilot trace) holds: "
+        "tactics per segment, goal-count moves (goals after - goals before), rows that "
+        "close every goal, target lengths. --png also draws the first two.",
+        epilog=STATS_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    stats.add_argument("input", metavar="INPUT.jsonl", type=Path, help="segments or steps")
+    stats.add_argument("--png", type=Path, metavar="FILE.png", help="also draw the counts")
+    stats.add_argument(
+        "--by",
+        default="file,theorem",
+        metavar="FIELDS",
+        help="fields that identify a declaration, to count them (default: file,theorem)",
+    )
+    stats.set_defaults(func=run_stats)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -295,4 +353,38 @@ def run_segments(args: argparse.Namespace) -> int:
         f"(rule {args.rule}{max_note})",
         file=sys.stderr,
     )
+    return 0
+
+
+def run_split(args: argparse.Namespace) -> int:
+    from segpilot.training.split import split_file
+
+    by = tuple(_group_fields(args.by))
+    for target in (args.train, args.valid):
+        if os.path.realpath(target) == os.path.realpath(args.input):
+            raise SegpilotError(f"{textfiles.printable(target)} is the input file")
+        textfiles.check_output(target)
+    if os.path.realpath(args.train) == os.path.realpath(args.valid):
+        raise SegpilotError("--train and --valid must be two files")
+    report = split_file(
+        args.input, args.train, args.valid, share=args.valid_share, seed=args.seed, by=by
+    )
+    print(
+        f"segpilot: {report.train_rows} rows of {report.train_groups} declarations to "
+        f"{textfiles.printable(args.train)}, {report.valid_rows} rows of "
+        f"{report.valid_groups} declarations to {textfiles.printable(args.valid)}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from segpilot.training.stats import plot_stats, read_stats
+
+    stats = read_stats(args.input, tuple(_group_fields(args.by)))
+    print(stats.summary())
+    if args.png:
+        textfiles.check_output(args.png)
+        plot_stats(stats, args.png, textfiles.printable(args.input))
+        print(f"segpilot: drew {textfiles.printable(args.png)}", file=sys.stderr)
     return 0
