@@ -15,12 +15,14 @@ from segpilot.commands import (
     doctor,
     eval,
     export,
+    finetune,
     goals,
     prove,
     serve,
     suggest,
     trace,
     train,
+    watch,
 )
 from segpilot.errors import SegpilotError
 
@@ -35,6 +37,8 @@ EPILOG = """examples:
   segpilot trace ~/my-proj -o traj.jsonl    every tactic step of your proofs, for training
   segpilot train segments.jsonl -o my-adapter   LoRA-fine-tune the model on your segments
   segpilot export my-adapter -o my-adapter.gguf the adapter for llama.cpp (--adapter)
+  segpilot finetune ~/my-proj               trace, train, export and evaluate in one go
+  segpilot watch ~/my-proj                  keep the data current and retrain as you write
   segpilot config                       every effective setting and where it came from
   segpilot serve                        the LSP sidecar on stdio (editors start it)
 
@@ -63,6 +67,8 @@ def make_parser() -> argparse.ArgumentParser:
         trace,
         train,
         export,
+        finetune,
+        watch,
         serve,
     ):
         command.register(sub)

@@ -302,6 +302,8 @@ def run_training(
             log("the data changed since the checkpoint; the batches from here follow the new data")
         log(f"resuming from {found.name} (epoch {progress.epoch + 1}, step {progress.step})")
     else:
+        # A fresh run: the checkpoints of an earlier run in this folder are not its own.
+        shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
         random.seed(settings.seed)
         torch.manual_seed(settings.seed)
     if distributed:
