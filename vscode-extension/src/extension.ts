@@ -20,6 +20,7 @@ import {
 import { CrashBudget, Once } from './crashBudget';
 import { GoalBridge } from './goalBridge';
 import { LEAN4_EXTENSION_ID } from './leanApi';
+import { showProgressAsNotifications } from './serverProgress';
 import { commandExists, Lookup, MISSING_FIX, resolveServerCommand, ServerCommand } from './serverCommand';
 import { ManifestProperty, sidecarKeys, sidecarSettings } from './settings';
 import { Activity, Phase, phaseFromStatus, SidecarStatus, statusView } from './status';
@@ -66,6 +67,7 @@ class Sidecar implements vscode.Disposable {
   private readonly bridge: GoalBridge;
   private readonly item: vscode.StatusBarItem;
   private stopping = false;
+  private progress: vscode.Disposable | undefined;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -236,6 +238,8 @@ class Sidecar implements vscode.Disposable {
       return;
     }
     this.missing.reset();
+    this.progress?.dispose();
+    this.progress = showProgressAsNotifications(client);
     await this.refresh();
   }
 

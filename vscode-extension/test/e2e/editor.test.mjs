@@ -40,6 +40,9 @@ describe('segpilot in code-server', { timeout: 900_000 }, () => {
         extraFiles: [path.join(FIXTURES, 'AndSwap.lean'), path.join(FIXTURES, 'OrSwap.lean')],
         venv: VENV,
         settings: {
+          // a small search budget for "Prove theorem at cursor"
+          'segpilot.proveBudgetS': 30,
+          'segpilot.proveExpansions': 3,
           'segpilot.replCommand': [PYTHON, FAKE_REPL, graph, '--elaborate', '--unrecorded-tactics', 'error'],
         },
       });
@@ -142,6 +145,33 @@ describe('segpilot in code-server', { timeout: 900_000 }, () => {
     const body = after.slice(1).filter((l) => l.trim() !== '');
     assert.ok(body.length >= 1 && body.every((l) => l.startsWith('  ')), JSON.stringify(after));
     assert.ok(body.some((l) => l.trim() !== 'sorry'), `a segment was inserted: ${JSON.stringify(after)}`);
+  });
+
+  step('"Prove theorem at cursor" searches with a cancellable progress and reports', async () => {
+    const file = path.join(editor.workspace, 'OrSwap.lean');
+    const before = fs.readFileSync(file, 'utf8');
+    const row = lines(before).indexOf('  sorry') + 1;
+    assert.ok(row > 0, before);
+    await editor.goTo(row, 3);
+    await editor.command('segpilot: Prove theorem at cursor');
+    const progress = await until('the progress notification', async () => {
+      const shown = await editor.notifications();
+      return shown.find((n) => /segpilot: proving the theorem/.test(n.message)) ?? false;
+    }, 60_000, 100);
+    assert.ok(progress.buttons.some((b) => /Cancel/.test(b)), JSON.stringify(progress));
+    const result = await until('the result message', async () => {
+      const shown = await editor.notifications();
+      return shown.find((n) => /segpilot: proved \d+ of 1 sorry/.test(n.message)) ?? false;
+    }, 120_000, 200);
+    const proved = Number(/proved (\d+) of/.exec(result.message)[1]);
+    if (proved === 1) {
+      await editor.waitForDirty();
+      const saved = await savedChange(file, before);
+      assert.ok(!saved.includes('sorry'), saved);
+    } else {
+      assert.equal(proved, 0);
+      assert.equal(fs.readFileSync(file, 'utf8'), before);
+    }
   });
 
   step('without Lean the status bar says unchecked', async () => {

@@ -269,6 +269,16 @@ export class Editor {
     }, 20_000);
   }
 
+  /** The texts of the notification toasts shown now (message and buttons). */
+  async notifications() {
+    return this.page.evaluate(() =>
+      [...document.querySelectorAll('.notifications-toasts .notification-list-item')].map((item) => ({
+        message: item.querySelector('.notification-list-item-message')?.textContent ?? '',
+        buttons: [...item.querySelectorAll('.monaco-button, .action-label')].map((b) => b.textContent || b.getAttribute('aria-label') || ''),
+      })),
+    );
+  }
+
   /** Run a command through the command palette by its title. */
   async command(title) {
     await this.page.keyboard.press('F1');

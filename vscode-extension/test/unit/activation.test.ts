@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { beforeEach, test } from 'node:test';
 import type * as code from 'vscode';
 import { CloseAction, resetClients, script } from './fake-languageclient/node';
-import { activate, COMMANDS, deactivate, FINE_TUNE_UNAVAILABLE, GOAL_STATE, STATUS_REQUEST } from '../../src/extension';
+import { activate, COMMANDS, deactivate, describeProve, FINE_TUNE_UNAVAILABLE, GOAL_STATE, STATUS_REQUEST } from '../../src/extension';
 import * as vscode from './vscode-mock';
 import { changeConfiguration, recorded, resetMock } from './vscode-mock';
 
@@ -183,4 +183,66 @@ test('without the official extension, inline requests go on with no goal notific
   assert.equal(called, 1);
   assert.equal(client.notifications.filter((n: { method: string }) => n.method === GOAL_STATE).length, 0);
   assert.match(recorded.outputs[0].lines.join('\n'), /goal bridge off \(the Lean 4 extension \(leanprover.lean4\) is not installed\)/);
+});
+
+test('the status bar says thinking while an inline request runs, then ready again', async () => {
+  await activate(context());
+  const client = lastClient();
+  const document = { uri: vscode.Uri.file('/ws/A.lean'), version: 1, languageId: 'lean4' };
+  let seen = '';
+  await client.clientOptions.middleware.provideInlineCompletionItems(document, new vscode.Position(1, 2), {}, {}, async () => {
+    seen = statusItem()?.text ?? '';
+    return { items: [{ insertText: 'constructor' }] };
+  });
+  assert.match(seen, /segpilot: thinking/);
+  assert.match(statusItem()?.text ?? '', /segpilot: ready/);
+  assert.match(recorded.outputs[0].lines.join('\n'), /inline completion at A\.lean:2:3: 1 item\(s\)/);
+});
+
+test('prove at cursor sends the sidecar command with the position and reports the result', async () => {
+  await activate(context());
+  const client = lastClient();
+  script.answers.set('workspace/executeCommand', () => ({ holes: 1, proved: 1, applied: true, results: [] }));
+  (vscode.window as { activeTextEditor: unknown }).activeTextEditor = {
+    document: { uri: vscode.Uri.file('/ws/A.lean'), languageId: 'lean4' },
+    selection: { active: new vscode.Position(4, 2) },
+  };
+  try {
+    await recorded.commands.get(COMMANDS.proveAtCursor)!();
+  } finally {
+    (vscode.window as { activeTextEditor: unknown }).activeTextEditor = undefined;
+  }
+  assert.deepEqual(client.requests.at(-1), {
+    method: 'workspace/executeCommand',
+    params: { command: 'segpilot.proveTheorem', arguments: [{ uri: 'file:///ws/A.lean', position: { line: 4, character: 2 } }] },
+  });
+  assert.deepEqual(recorded.infos, ['segpilot: proved 1 of 1 sorry(s).']);
+});
+
+test('prove results are described plainly', () => {
+  assert.equal(describeProve({ holes: 0, proved: 0, applied: false }), 'segpilot: no sorry to prove here.');
+  assert.equal(
+    describeProve({ holes: 3, proved: 1, applied: false, changedMeanwhile: true, cancelled: true }),
+    'segpilot: proved 1 of 3 sorry(s) (cancelled); not applied: the file changed meanwhile.',
+  );
+});
+
+test("the sidecar's proof-search progress is a notification whose Cancel reaches the sidecar", async () => {
+  await activate(context());
+  const client = lastClient();
+  const create = client.handlers.get('window/workDoneProgress/create');
+  assert.ok(create, 'the create handler is ours');
+  create({ token: 'p1' });
+  const send = client.progress.get('p1');
+  send({ kind: 'begin', title: 'segpilot: proving the theorem', cancellable: true, percentage: 0 });
+  send({ kind: 'report', message: 'sorry 1 of 1 (line 2): 1 expansions', percentage: 40 });
+  send({ kind: 'report', message: 'sorry 1 of 1 (line 2): 2 expansions', percentage: 70 });
+  const shown = recorded.progress[0];
+  assert.deepEqual(shown.options, { location: vscode.ProgressLocation.Notification, title: 'segpilot: proving the theorem', cancellable: true });
+  assert.deepEqual(shown.reports.map((r) => r.increment), [0, 40, 30]);
+  shown.cancel();
+  assert.deepEqual(client.notifications.at(-1), { method: 'window/workDoneProgress/cancel', params: { token: 'p1' } });
+  send({ kind: 'end', message: 'done' });
+  await shown.done; // the notification closes when the sidecar ends the progress
+  assert.equal(client.progress.has('p1'), false);
 });

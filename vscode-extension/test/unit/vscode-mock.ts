@@ -13,6 +13,7 @@ export const recorded = {
   settings: new Map<string, unknown>(),
   extensions: new Map<string, unknown>(),
   folders: [] as string[],
+  progress: [] as ShownProgress[],
 };
 
 export function resetMock(): void {
@@ -26,6 +27,7 @@ export function resetMock(): void {
   recorded.settings.clear();
   recorded.extensions.clear();
   recorded.folders.length = 0;
+  recorded.progress.length = 0;
 }
 
 export class Disposable {
@@ -60,6 +62,19 @@ export class Uri {
 
 export class ThemeColor {
   constructor(readonly id: string) {}
+}
+
+export enum ProgressLocation {
+  SourceControl = 1,
+  Window = 10,
+  Notification = 15,
+}
+
+export interface ShownProgress {
+  options: { location: ProgressLocation; title?: string; cancellable?: boolean };
+  reports: { message?: string; increment?: number }[];
+  cancel(): void;
+  done: Promise<unknown>;
 }
 
 export enum StatusBarAlignment {
@@ -133,6 +148,22 @@ export const window = {
     return thenable(undefined);
   },
   activeTextEditor: undefined as unknown,
+  withProgress(
+    options: ShownProgress['options'],
+    task: (
+      progress: { report(value: { message?: string; increment?: number }): void },
+      token: { onCancellationRequested(listener: () => void): Disposable },
+    ) => Promise<unknown>,
+  ): Promise<unknown> {
+    const listeners: (() => void)[] = [];
+    const shown: ShownProgress = { options, reports: [], cancel: () => listeners.forEach((l) => l()), done: Promise.resolve() };
+    recorded.progress.push(shown);
+    shown.done = task(
+      { report: (value) => shown.reports.push(value) },
+      { onCancellationRequested: (listener) => (listeners.push(listener), new Disposable()) },
+    );
+    return shown.done;
+  },
 };
 
 export const commands = {

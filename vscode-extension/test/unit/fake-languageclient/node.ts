@@ -17,6 +17,9 @@ export enum TransportKind {
 }
 export const DidChangeConfigurationNotification = { type: { method: 'workspace/didChangeConfiguration' } };
 export const ExecuteCommandRequest = { type: { method: 'workspace/executeCommand' } };
+export const WorkDoneProgress = { type: { method: '$/progress' } };
+export const WorkDoneProgressCreateRequest = { type: { method: 'window/workDoneProgress/create' } };
+export const WorkDoneProgressCancelNotification = { type: { method: 'window/workDoneProgress/cancel' } };
 
 type Method = string | { method: string };
 const name = (m: Method) => (typeof m === 'string' ? m : m.method);
@@ -69,6 +72,21 @@ export class LanguageClient {
   }
 
   errors: string[] = [];
+  /** Handlers of requests from the server, by method. */
+  handlers = new Map<string, (params: any) => unknown>();
+  /** Progress handlers, by token. */
+  progress = new Map<string | number, (value: any) => void>();
+
+  onRequest(type: Method, handler: (params: any) => unknown) {
+    this.handlers.set(name(type), handler);
+    return { dispose: () => this.handlers.delete(name(type)) };
+  }
+
+  onProgress(_type: unknown, token: string | number, handler: (value: any) => void) {
+    this.progress.set(token, handler);
+    return { dispose: () => this.progress.delete(token) };
+  }
+
   error(message: string): void {
     this.errors.push(message);
   }
