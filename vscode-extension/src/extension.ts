@@ -44,6 +44,8 @@ export const COMMANDS = {
   showLog: 'segpilot.showLog',
   showStatus: 'segpilot.showStatus',
 } as const;
+/** How long the cursor rests before its goal is sent to the sidecar. */
+export const CURSOR_REST_MS = 250;
 export const FINE_TUNE_UNAVAILABLE =
   'segpilot: fine-tuning on this project is not available yet (the training command does not exist yet).';
 
@@ -243,6 +245,20 @@ class Sidecar implements vscode.Disposable {
     await this.refresh();
   }
 
+  /** Tell the sidecar the goal at the cursor when the cursor rests somewhere new (with the
+   * official Lean 4 extension only): a drop in the goal count starts its prefetch. */
+  followCursor(): vscode.Disposable {
+    let timer: NodeJS.Timeout | undefined;
+    const listening = vscode.window.onDidChangeTextEditorSelection((event) => {
+      const document = event.textEditor.document;
+      if (document.languageId !== LANGUAGE || !this.bridge.usable || !this.client?.isRunning()) return;
+      clearTimeout(timer);
+      const at = event.selections[0]?.active;
+      if (at) timer = setTimeout(() => void this.sendGoals(document, at), CURSOR_REST_MS);
+    });
+    return { dispose: () => (clearTimeout(timer), listening.dispose()) };
+  }
+
   /** The goal the official Lean 4 extension shows at the cursor, told to the sidecar. */
   private async sendGoals(document: vscode.TextDocument, position: vscode.Position): Promise<void> {
     const client = this.client;
@@ -362,6 +378,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     output,
     current,
     vscode.workspace.onDidChangeConfiguration((event) => current.configurationChanged(event)),
+    current.followCursor(),
     vscode.commands.registerCommand(COMMANDS.showLog, () => output.show(true)),
     vscode.commands.registerCommand(COMMANDS.showStatus, async () => {
       const status = await current.refresh();

@@ -171,6 +171,39 @@ test('with the official Lean 4 extension, the goal goes to the sidecar before ea
   });
 });
 
+test('with the official extension, the goal follows the cursor once it rests', async () => {
+  recorded.extensions.set('leanprover.lean4', {
+    lean4EnabledFeatures: Promise.resolve({
+      clientProvider: {
+        getActiveClient: () => undefined,
+        getClients: () => [
+          {
+            isRunning: () => true,
+            getClientFolder: () => ({ scheme: 'file', fsPath: '/ws' }),
+            sendRequest: async (_method: string, params: { position: { line: number } }) => ({
+              rendered: '',
+              goals: params.position.line === 3 ? ['⊢ True'] : [],
+            }),
+          },
+        ],
+      },
+    }),
+  });
+  await activate(context());
+  const client = lastClient();
+  const textEditor = { document: { uri: vscode.Uri.file('/ws/A.lean'), version: 2, languageId: 'lean4' } };
+  for (const line of [1, 2, 3]) {
+    for (const listener of recorded.selectionListeners) listener({ textEditor, selections: [{ active: new vscode.Position(line, 2) }] });
+  }
+  const deadline = Date.now() + 5000;
+  const sent = () => client.notifications.filter((n: { method: string }) => n.method === GOAL_STATE);
+  while (sent().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  // only the position where the cursor came to rest is asked about
+  assert.deepEqual(sent().map((n: { params: unknown }) => n.params), [
+    { uri: 'file:///ws/A.lean', version: 2, position: { line: 3, character: 2 }, goals: ['⊢ True'] },
+  ]);
+});
+
 test('without the official extension, inline requests go on with no goal notification', async () => {
   await activate(context());
   const client = lastClient();

@@ -9,6 +9,7 @@ export const recorded = {
   statusItems: [] as StatusBarItem[],
   outputs: [] as OutputChannel[],
   configListeners: [] as Listener<{ affectsConfiguration(section: string): boolean }>[],
+  selectionListeners: [] as Listener<unknown>[],
   /** `segpilot.<key>` -> the value the user set (globalValue). */
   settings: new Map<string, unknown>(),
   extensions: new Map<string, unknown>(),
@@ -24,6 +25,7 @@ export function resetMock(): void {
   recorded.statusItems.length = 0;
   recorded.outputs.length = 0;
   recorded.configListeners.length = 0;
+  recorded.selectionListeners.length = 0;
   recorded.settings.clear();
   recorded.extensions.clear();
   recorded.folders.length = 0;
@@ -148,6 +150,10 @@ export const window = {
     return thenable(undefined);
   },
   activeTextEditor: undefined as unknown,
+  onDidChangeTextEditorSelection(listener: Listener<unknown>): Disposable {
+    recorded.selectionListeners.push(listener);
+    return new Disposable(() => recorded.selectionListeners.splice(recorded.selectionListeners.indexOf(listener), 1));
+  },
   withProgress(
     options: ShownProgress['options'],
     task: (
