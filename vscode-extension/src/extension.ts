@@ -188,7 +188,7 @@ class Sidecar implements vscode.Disposable {
           this.setPhase('error', 'the sidecar crashed repeatedly');
           this.crashedOut.show(
             `segpilot: the sidecar stopped ${this.budget.recent} times in a few minutes and is not restarted. ` +
-              'See the log; "segpilot: Reload model" does not help here, reloading the window does.',
+              'See "segpilot: Show log"; "segpilot: Reload model" starts it again.',
           );
           return { action: CloseAction.DoNotRestart, handled: true };
         },
