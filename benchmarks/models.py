@@ -196,6 +196,29 @@ def med(result: dict[str, Any], file: str | None, key: str) -> float | None:
     return median(present) if present else None
 
 
+def comparisons(results: dict[str, dict[str, Any]], k: int) -> str:
+    """Each configuration against the default one (`smollm2/segment`): quality differences
+    in percentage points, time and memory as ratios."""
+    base = results.get("smollm2/segment")
+    if base is None:
+        return ""
+    lines = ["Against the default (`smollm2/segment`):", ""]
+    for label, r in results.items():
+        if r is base:
+            continue
+        measures = (("name_at_k", "name@{k}"), ("first_at_k", "first@{k}"))
+        diffs = ", ".join(
+            f"{name.format(k=k)} {100 * ((med(r, None, m) or 0) - (med(base, None, m) or 0)):+.1f}"
+            for m, name in (*measures, ("well_formed", "well-formed"))
+        )
+        seconds = (med(r, None, "seconds") or 0) / (med(base, None, "seconds") or 1)
+        lines.append(
+            f"- `{label}`: {diffs} points; s/state x{seconds:.2f}, peak RSS "
+            f"x{r['peak_mb'] / base['peak_mb']:.2f}"
+        )
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=30, help="rows per file (default 30)")
@@ -311,6 +334,7 @@ def main() -> int:
                 f"{r['peak_mb']:.0f}",
             ]
         )
+    against = comparisons(results, k)
     model_rows = [
         [
             info["name"],
@@ -357,6 +381,8 @@ Whole run: {elapsed:.0f} s.
 Overall (all rows together):
 
 {table(["configuration", *(n for _, n, _ in shown), "load s", "peak RSS MB"], overall_rows)}
+
+{against}
 
 What each model costs to install (pip's RECORD sizes; the Gemma GGUF is assembled from its
 part packages, so its disk footprint is the packages plus the GGUF until the parts are

@@ -168,8 +168,9 @@ class Preset:
 
 
 # segpilot's own format is a plain few-shot completion, no chat markers: on the real
-# trajectories it beat SmolLM2's ChatML template on every measure and ran 2.7x faster
-# (BENCHMARKS.md, "Default model by measurement"; the ChatML presets it replaced are in
+# trajectories it beat SmolLM2's ChatML template on every overall measure and ran faster
+# (1.4x and 2.7x in two runs; BENCHMARKS.md, "Default model by measurement"; the ChatML
+# presets it replaced are in
 # benchmarks/presets.toml). The first line is the same in every prompt, so the prompt cache
 # evaluates it once per model load; the worked examples for the goal at hand follow (the
 # untuned SmolLM2 answers with prose without them), then the goal.
