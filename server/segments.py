@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 import operator
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -231,14 +232,59 @@ class _GoalCounter:
         n = self._states.get(text)
         if n is not None:
             return n
-        try:
-            n = parse_state(text).n_goals
-        except GoalParseError as err:
-            raise _Bad(f"{field}: {err}") from None
+        n = count_goals(text)
+        if n is None:
+            try:
+                n = parse_state(text).n_goals
+            except GoalParseError as err:
+                raise _Bad(f"{field}: {err}") from None
         if len(self._states) >= self._limit:
             self._states.clear()
         self._states[text] = n
         return n
+
+
+_TARGET = "⊢ "
+# Hypothesis lines in the plain shape: each has ` : ` (or is anonymous, `: p`); lines
+# after the first may be indented continuations.
+_HYPOTHESES = re.compile(
+    r"(?:[^\n]* : [^\n]*|: [^\n]*)(?:\n(?:[^\S\n][^\n]*|[^\n]* : [^\n]*|: [^\n]*))*"
+)
+_ODD_TARGETS = ("\n| ", "\n⊢\n", "\n|\n")
+
+
+def count_goals(text: str) -> int | None:
+    """The number of goals in a state string, for the plain shape Lean prints most often,
+    without building hypothesis objects (what `parse_state` does, at several times the
+    cost); None for anything else (a header, conv goals, wrapped hypotheses, lines that
+    continue without indentation, no target...), which `parse_state` then decides, errors
+    included. Where it returns a number, `parse_state(text).n_goals` is that number."""
+    text = text.strip("\n")
+    if text in ("", NO_GOALS):
+        return 0
+    if text[:1].isdigit() or text.startswith("unsolved goals"):
+        return None
+    n = 0
+    for chunk in text.split("\n\n"):
+        if chunk[:1].isspace() or chunk[:1] == "|":
+            return None
+        if chunk.startswith(_TARGET):
+            n += 1
+            continue
+        at = chunk.find("\n" + _TARGET)
+        if at < 0:
+            return None
+        head = chunk[:at]
+        if head.startswith("⊢") or any(odd in head + "\n" for odd in _ODD_TARGETS):
+            return None
+        if head.startswith("case "):
+            first, _, rest = head.partition("\n")
+            if " : " not in first and not first.endswith(" :"):
+                head = rest
+        if head and (head.endswith(" :") or " :\n" in head or not _HYPOTHESES.fullmatch(head)):
+            return None
+        n += 1
+    return n
 
 
 def _group_key(values: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -261,18 +307,71 @@ def _one_line(reason: str, limit: int = 300) -> str:
     return reason if len(reason) <= limit else reason[: limit - 3] + "..."
 
 
+class NotContiguous(Exception):
+    """A trajectory's rows are not together: `streaming` reading cannot cut this input."""
+
+
 def read_trajectories(
-    lines: Iterable[str | bytes], group_by: Sequence[str]
+    lines: Iterable[str | bytes], group_by: Sequence[str], *, streaming: bool = False
 ) -> Iterator[Trajectory | BadRow]:
     """Group JSONL rows into trajectories; yield each bad row, then every trajectory.
 
     A group is complete only at the end of the input, so every `BadRow` comes before the
     first `Trajectory`; a caller that stops at the first bad row has written nothing yet.
+
+    `streaming`: the rows of each trajectory are together (a tracer writes them so), and
+    each trajectory is yielded as soon as the next one starts, so memory is bounded by the
+    longest trajectory, not the file; bad rows come as they are read. A row of a finished
+    trajectory raises `NotContiguous` (the caller then reads the input again without it).
     """
+    if streaming:
+        yield from _stream_trajectories(lines, group_by)
+        return
+    groups: dict[tuple[Any, ...], Trajectory] = {}
+    for item in _steps(lines, group_by):
+        if isinstance(item, BadRow):
+            yield item
+            continue
+        values, step = item
+        key = _group_key(values)
+        trajectory = groups.get(key)
+        if trajectory is None:
+            trajectory = groups[key] = Trajectory(values, [])
+        trajectory.steps.append(step)
+    yield from groups.values()
+
+
+def _stream_trajectories(
+    lines: Iterable[str | bytes], group_by: Sequence[str]
+) -> Iterator[Trajectory | BadRow]:
+    finished: set[tuple[Any, ...]] = set()
+    key: tuple[Any, ...] = ()
+    current: Trajectory | None = None
+    for item in _steps(lines, group_by):
+        if isinstance(item, BadRow):
+            yield item
+            continue
+        values, step = item
+        row_key = _group_key(values)
+        if current is None or row_key != key:
+            if current is not None:
+                finished.add(key)
+                yield current
+            if row_key in finished:
+                raise NotContiguous(f"the rows of {values!r} are not together")
+            key, current = row_key, Trajectory(values, [])
+        current.steps.append(step)
+    if current is not None:
+        yield current
+
+
+def _steps(
+    lines: Iterable[str | bytes], group_by: Sequence[str]
+) -> Iterator[tuple[tuple[Any, ...], Step] | BadRow]:
+    """Each row as (group-by values, step), or the `BadRow` it is."""
     if not group_by:
         raise ValueError("group_by needs at least one field")
     side = _GoalCounter().side
-    groups: dict[tuple[Any, ...], Trajectory] = {}
     loads = json.loads
     get_values = operator.itemgetter(*group_by)
     single = len(group_by) == 1
@@ -305,9 +404,4 @@ def read_trajectories(
         except _Bad as bad:
             yield BadRow(number, _one_line(str(bad)))
             continue
-        key = _group_key(values)
-        trajectory = groups.get(key)
-        if trajectory is None:
-            trajectory = groups[key] = Trajectory(values, [])
-        trajectory.steps.append(Step(tactic, n_before, n_after, state_before))
-    yield from groups.values()
+        yield values, Step(tactic, n_before, n_after, state_before)

@@ -214,3 +214,59 @@ def test_training_prompts_tokenize_as_llama_cpp_tokenizes_them(env, adapter: Pat
         for state in states:
             prompt = preset.build_prompt(state=state, examples=[(STATE, "constructor")])
             assert ours.prompt(prompt) == backend.tokenize(prompt), state
+
+
+def test_finetune_runs_the_whole_loop_on_a_traced_project(env, tmp_path: Path, capsys) -> None:
+    import shlex
+
+    from conftest import FAKES, PYTHON
+    from test_training_trace import HAVE, SWAP, graph
+
+    from segpilot.model.gguf import check_adapter_file
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "Swap.lean").write_text(SWAP, encoding="utf-8")
+    (project / "Keep.lean").write_text(HAVE, encoding="utf-8")
+    repl = shlex.join([PYTHON, str(FAKES / "fake_repl.py"), str(graph(tmp_path))])
+    env.setenv("SEGPILOT_MODEL_K", "2")
+    env.setenv("SEGPILOT_MODEL_MAX_TOKENS", "16")
+    work = tmp_path / "work"
+    argv = ["finetune", str(project), "--workdir", str(work), "--repl-command", repl]
+    assert segpilot_main([*argv, "--max-steps", "3", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "traced     2 files (0 unchanged, 0 failed): 5 steps" in out
+    assert "segments   4" in out
+    assert f"adapter    {work / 'adapter.gguf'}" in out
+    check_adapter_file(work / "adapter.gguf", model_architecture="llama", allow_half=False)
+    reports = json.loads((work / "eval.json").read_text())
+    assert [r["config"] for r in reports] == ["base", "adapter"]
+    assert reports[0]["overall"]["states"] == reports[1]["overall"]["states"] >= 1
+    assert "name@k" in out and "adapter_path" in out
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resume_continues(
+    env, segments: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from segpilot.training import trainer
+
+    real = trainer.batch_loss
+    calls = {"n": 0}
+
+    def interrupted_on_the_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "batch_loss", interrupted_on_the_third)
+    out = tmp_path / "adapter"
+    argv = ["train", str(segments), "-o", str(out), "--quiet", "--group-by", "source,transcript"]
+    argv += ["--max-steps", "4", "--batch-tokens", "256"]
+    assert segpilot_main(argv) == 130
+    err = capsys.readouterr().err
+    assert "interrupted at step 2; checkpoint saved in" in err and "--resume" in err
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-0000002"]
+    monkeypatch.setattr(trainer, "batch_loss", real)
+    assert segpilot_main([*argv, "--resume"]) == 0
+    assert _record(out)["metrics"]["steps"] == 4

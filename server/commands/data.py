@@ -298,34 +298,55 @@ def _lone_surrogate(line: bytes) -> str | None:
     return None
 
 
+def _cut(args: argparse.Namespace, group_by: list[str], streaming: bool) -> tuple[Any, ...]:
+    """One pass: read, cut, write. (bad rows, steps, trajectories, segments)."""
+    from segpilot.segments import BadRow, build_segments, read_trajectories
+
+    bad: list[BadRow] = []
+    n_steps = n_trajectories = n_segments = 0
+    dumps = json.dumps
+    with textfiles.open_lines(args.input) as lines:
+        _check_paths(lines, args.output, args.bad_rows)
+        checked = _LoneSurrogates(_progress(lines, lines.size))
+        with textfiles.open_output(args.output) as out:
+            found = read_trajectories(checked, group_by, streaming=streaming)
+            for item in checked.in_order(found):
+                if isinstance(item, BadRow):
+                    if args.strict:
+                        raise SegpilotError(str(item), fix="without --strict, bad rows are skipped")
+                    bad.append(item)
+                    continue
+                fields = dict(zip(group_by, item.key, strict=True))
+                segments = build_segments(item.steps, args.rule, args.max_tactics)
+                out.write(
+                    "".join(
+                        dumps(fields | s.as_dict(), ensure_ascii=False) + "\n" for s in segments
+                    )
+                )
+                n_steps += len(item.steps)
+                n_trajectories += 1
+                n_segments += len(segments)
+    return bad, n_steps, n_trajectories, n_segments
+
+
 def _jsonl(row: dict[str, Any]) -> str:
     return json.dumps(row, ensure_ascii=False) + "\n"
 
 
 def run_segments(args: argparse.Namespace) -> int:
-    from segpilot.segments import BadRow, build_segments, read_trajectories
+    from segpilot.segments import NotContiguous
 
     group_by = _group_fields(textfiles.require_utf8(args.group_by, "--group-by"))
-    bad: list[BadRow] = []
-    n_steps = n_trajectories = n_segments = 0
-    with textfiles.open_lines(args.input) as lines:
-        _check_paths(lines, args.output, args.bad_rows)
-        checked = _LoneSurrogates(_progress(lines, lines.size))
-        with textfiles.open_output(args.output) as out:
-            for item in checked.in_order(read_trajectories(checked, group_by)):
-                if isinstance(item, BadRow):
-                    if args.strict:
-                        raise SegpilotError(str(item), fix="without --strict, bad rows are skipped")
-                    if len(bad) < SHOWN_BAD_ROWS:
-                        print(f"segpilot: skipped {item}", file=sys.stderr)
-                    bad.append(item)
-                    continue
-                fields = dict(zip(group_by, item.key, strict=True))
-                segments = build_segments(item.steps, args.rule, args.max_tactics)
-                out.write("".join(_jsonl(fields | s.as_dict()) for s in segments))
-                n_steps += len(item.steps)
-                n_trajectories += 1
-                n_segments += len(segments)
+    # Streaming keeps memory to the longest trajectory; it needs a regular output file
+    # (a second pass replaces it whole when the input's trajectories turn out scattered).
+    target = str(args.output)
+    streaming = target != "-" and (not os.path.exists(target) or os.path.isfile(target))
+    try:
+        bad, n_steps, n_trajectories, n_segments = _cut(args, group_by, streaming)
+    except NotContiguous:
+        bad, n_steps, n_trajectories, n_segments = _cut(args, group_by, False)
+    for item in bad[:SHOWN_BAD_ROWS]:
+        print(f"segpilot: skipped {item}", file=sys.stderr)
     if args.bad_rows is not None:
         with textfiles.open_output(args.bad_rows) as out:
             out.write("".join(_jsonl({"line": b.line, "reason": b.reason}) for b in bad))
