@@ -15,7 +15,6 @@ import {
   LanguageClientOptions,
   ServerOptions,
   State,
-  TransportKind,
 } from 'vscode-languageclient/node';
 import { CrashBudget, Once } from './crashBudget';
 import { GoalBridge } from './goalBridge';
@@ -69,6 +68,9 @@ class Sidecar implements vscode.Disposable {
   private readonly bridge: GoalBridge;
   private readonly item: vscode.StatusBarItem;
   private stopping = false;
+  /** Whether the client reached Running since it was last started (a failed start is
+   * reported once by `start`, not retried). */
+  private ranOnce = false;
   private progress: vscode.Disposable | undefined;
 
   constructor(
@@ -152,6 +154,7 @@ class Sidecar implements vscode.Disposable {
 
   async start(): Promise<void> {
     this.stopping = false;
+    this.ranOnce = false;
     const found = this.command();
     if (!found || !commandExists(found.command, this.lookup())) {
       const what = found ? `${found.command} (from ${found.origin}) does not exist` : 'segpilot was not found';
@@ -163,9 +166,9 @@ class Sidecar implements vscode.Disposable {
     this.log(`starting ${found.command} ${found.args.join(' ')} (from ${found.origin})`);
     this.setPhase('starting');
     const serverOptions: ServerOptions = {
+      // stdio without `transport`, which would append `--stdio` to a user's command line
       command: found.command,
       args: found.args,
-      transport: TransportKind.stdio,
       options: { cwd: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath },
     };
     const clientOptions: LanguageClientOptions = {
@@ -179,7 +182,7 @@ class Sidecar implements vscode.Disposable {
       errorHandler: {
         error: (_error, _message, count) => ({ action: (count ?? 0) <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown }),
         closed: () => {
-          if (this.stopping) return { action: CloseAction.DoNotRestart, handled: true };
+          if (this.stopping || !this.ranOnce) return { action: CloseAction.DoNotRestart, handled: true };
           if (this.budget.crashed()) {
             this.log(`the sidecar stopped; restarting it (${this.budget.recent} of ${this.budget.limit})`);
             this.setPhase('starting', 'restarting after a crash');
@@ -228,7 +231,10 @@ class Sidecar implements vscode.Disposable {
     const client = new QuietClient('segpilot', 'segpilot', serverOptions, clientOptions);
     this.client = client;
     client.onDidChangeState((event) => {
-      if (event.newState === State.Running) void this.refresh();
+      if (event.newState === State.Running) {
+        this.ranOnce = true;
+        void this.refresh();
+      }
       if (event.newState === State.Stopped && !this.stopping && this.phase !== 'error') this.setPhase('starting');
     });
     try {
@@ -307,6 +313,7 @@ class Sidecar implements vscode.Disposable {
     if (!event.affectsConfiguration('segpilot')) return;
     if (event.affectsConfiguration('segpilot.server')) {
       this.log('segpilot.server settings changed: restarting the sidecar');
+      this.missing.reset(); // a new command line: its problem, if any, is a new one
       await this.restart();
       return;
     }

@@ -181,3 +181,73 @@ describe('segpilot in code-server', { timeout: 900_000 }, () => {
     assert.match(text, /segpilot: unchecked/);
   });
 });
+
+describe('segpilot in code-server, sidecar missing', { timeout: 300_000 }, () => {
+  /** @type {Editor} */
+  let editor;
+  let failed = false;
+
+  before(async () => {
+    try {
+      editor = await Editor.open({
+        artifacts: path.join(ARTIFACTS, 'missing'),
+        settings: { 'segpilot.server.pythonPath': path.join(REPO, 'no-such-venv', 'bin', 'python') },
+      });
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  });
+
+  after(async () => {
+    if (editor) {
+      if (failed) await editor.keep('failure-missing');
+      await editor.close();
+    }
+  });
+
+  test('one notification with the fix, and the status bar says error', async () => {
+    try {
+      await editor.openFile('Demo.lean');
+      const text = await editor.waitForStatus(/segpilot: (ready|unchecked|error)/);
+      assert.match(text, /segpilot: error/);
+      const ours = (shown) => shown.filter((n) => /segpilot/.test(n.message));
+      const first = await until('the notification', async () => {
+        const shown = ours(await editor.notifications());
+        return shown.length ? shown : false;
+      }, 30_000);
+      assert.equal(first.length, 1, JSON.stringify(first));
+      assert.match(first[0].message, /the sidecar cannot start: .*no-such-venv.* does not exist\. Install segpilot/);
+      assert.ok(first[0].buttons.some((b) => /Open Settings/.test(b)), JSON.stringify(first[0]));
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  });
+
+  test('a sidecar command that exits at once: one more notification, no retries, none of the client\'s own', async () => {
+    try {
+      const ours = (shown) => shown.filter((n) => /segpilot/.test(n.message));
+      // any executable that exits at once, as a broken sidecar would
+      await editor.editUserSettings((settings) => {
+        settings['segpilot.server.command'] = [process.execPath, '-e', 'process.exit(3)'];
+      });
+      await editor.waitForLog(/the sidecar did not start/);
+      const shown = await until('the second notification', async () => {
+        const now = ours(await editor.notifications());
+        return now.length >= 2 ? now : false;
+      }, 30_000);
+      assert.equal(shown.length, 2, JSON.stringify(shown));
+      assert.ok(shown.some((n) => /segpilot: the sidecar \(.*\) did not start/.test(n.message)), JSON.stringify(shown));
+      // vscode-languageclient's own pop-ups ("segpilot client: couldn't create connection to
+      // server", "Connection to server got closed. Server will not be restarted.") stay in the log
+      assert.ok(!shown.some((n) => /^segpilot client:|Server will not be restarted/.test(n.message)), JSON.stringify(shown));
+      assert.match(editor.outputLog(), /couldn't create connection to server|Server will not be restarted/);
+      assert.doesNotMatch(editor.outputLog(), /restarting it/);
+      assert.match(await editor.statusText(), /segpilot: error/);
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  });
+});

@@ -76,8 +76,8 @@ test('a missing sidecar gives one notification with the fix, not one per change'
   recorded.settings.set('segpilot.server.pythonPath', '');
   await activate(context());
   assert.equal(script.clients.length, 0);
-  await changeConfiguration(['segpilot.server.pythonPath']);
-  await changeConfiguration(['segpilot.server.pythonPath']);
+  await changeConfiguration(['segpilot.k']);
+  await changeConfiguration(['segpilot.maxItems']);
   assert.equal(recorded.errors.length, 1, recorded.errors.join('\n'));
   assert.match(recorded.errors[0], /not found.*pip install segpilot/s);
   assert.match(statusItem()?.text ?? '', /segpilot: error/);
@@ -104,12 +104,18 @@ test('a failing code action command says why; a failing accept notice is only lo
   assert.match(recorded.outputs[0].lines.join('\n'), /suggestion accepted \(checked: closed\)/);
 });
 
-test('a sidecar that fails to start is reported once, in the status bar too', async () => {
+test('a sidecar that fails to start is reported once, not restarted, and a new command line is reported anew', async () => {
   script.startError = new Error('spawn failed: initialize refused');
   await activate(context());
   assert.equal(recorded.errors.length, 1);
   assert.match(recorded.errors[0], /did not start: Error: spawn failed/);
   assert.match(statusItem()?.text ?? '', /segpilot: error/);
+  const { closed } = lastClient().clientOptions.errorHandler;
+  assert.equal((await closed()).action, CloseAction.DoNotRestart);
+  assert.equal(recorded.errors.length, 1);
+  recorded.settings.set('segpilot.server.command', [OTHER, 'serve']);
+  await changeConfiguration(['segpilot.server.command']);
+  assert.equal(recorded.errors.length, 2);
 });
 
 test('a crashing sidecar is restarted a few times, then left down with one message', async () => {
