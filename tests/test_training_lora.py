@@ -270,3 +270,27 @@ def test_ctrl_c_saves_a_checkpoint_that_resume_continues(
     monkeypatch.setattr(trainer, "batch_loss", real)
     assert segpilot_main([*argv, "--resume"]) == 0
     assert _record(out)["metrics"]["steps"] == 4
+
+
+def test_loss_on_target_positions_only_equals_the_full_computation(env, segments: Path) -> None:
+    import torch
+
+    from segpilot.engine.settings import TrainingSettings, load_settings
+    from segpilot.model.presets import get_preset
+    from segpilot.training import examples as ex
+    from segpilot.training import trainer
+    from segpilot.training.base import load_base
+
+    model, tok, info = load_base(None, None, load_settings(file={}).training.cache_dir)
+    model = trainer.lora_model(model, TrainingSettings(dropout=0.0))
+    rows = ex.read_rows(segments, ("source", "transcript"))[:6]
+    examples, _ = ex.tokenize_rows(
+        rows, get_preset("segment"), ex.Tokenizer(tok, info.add_bos), max_length=512
+    )
+    batch = trainer.pad_batch(examples, tok.pad_token_id or 0, "cpu")
+    assert trainer._body_and_head(model) is not None
+    with torch.no_grad():
+        for reduction in ("mean", "sum"):
+            fast = float(trainer.batch_loss(model, batch, reduction=reduction))
+            full = float(trainer.full_batch_loss(model, batch, reduction=reduction))
+            assert abs(fast - full) <= 1e-4 * max(1.0, abs(full))

@@ -101,7 +101,27 @@ def pad_batch(examples: Sequence[Example], pad_id: int, device: str) -> dict[str
 
 
 def batch_loss(model: Any, batch: dict[str, Any], *, reduction: str = "mean") -> Any:
-    """Cross-entropy of the next-token predictions on the labelled (target) tokens."""
+    """Cross-entropy of the next-token predictions on the labelled (target) tokens.
+
+    The output layer (a 49,152 x 576 matrix for SmolLM2) runs on the target positions
+    only: most tokens are prompt, which carries no loss, so their logits would be computed
+    and thrown away (`full_batch_loss` is the plain computation, kept for models where the
+    split into body and head is not known)."""
+    import torch.nn.functional as F
+
+    parts = _body_and_head(model)
+    if parts is None:
+        return full_batch_loss(model, batch, reduction=reduction)
+    body, head = parts
+    labels = batch["labels"][:, 1:]
+    keep = labels != IGNORE
+    hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
+    logits = head(hidden[:, :-1, :][keep]).float()
+    return F.cross_entropy(logits, labels[keep], reduction=reduction)
+
+
+def full_batch_loss(model: Any, batch: dict[str, Any], *, reduction: str = "mean") -> Any:
+    """`batch_loss` with the logits of every position (the textbook way)."""
     import torch.nn.functional as F
 
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
@@ -113,6 +133,26 @@ def batch_loss(model: Any, batch: dict[str, Any], *, reduction: str = "mean") ->
         ignore_index=IGNORE,
         reduction=reduction,
     )
+
+
+def _body_and_head(model: Any) -> tuple[Any, Any] | None:
+    """(decoder, output layer) of a (peft-wrapped) causal LM whose logits are the output
+    layer applied to the decoder's last hidden state, or None."""
+    inner = getattr(model, "module", model)  # accelerate's DistributedDataParallel
+    if hasattr(inner, "get_base_model"):
+        inner = inner.get_base_model()
+    config = getattr(inner, "config", None)
+    if config is None or getattr(config, "final_logit_softcapping", None) is not None:
+        return None
+    if getattr(config, "model_type", "") not in ("llama", "mistral", "qwen2", "qwen3"):
+        return None
+    try:
+        body, head = inner.get_decoder(), inner.get_output_embeddings()
+    except (AttributeError, NotImplementedError):
+        return None
+    if body is None or head is None:
+        return None
+    return body, head
 
 
 def validation_loss(

@@ -1,0 +1,219 @@
+"""Training throughput: `segpilot train`'s loop against a plain loop, in the same run.
+
+Both train LoRA (r = 8, q_proj and v_proj) on the default model (SmolLM2-135M, de-quantised)
+on the CPU with the same threads, the same examples, the same loss and optimiser:
+
+* plain: random order, batches of 4, padded to the longest of the 4;
+* segpilot: `segpilot.training.trainer`'s length-bucketed batches of up to `batch_tokens`
+  tokens (padding included), the [training] default.
+
+They run in alternating blocks of about the same number of tokens, so a change in the
+machine's load hits both. Trained tokens/s counts the real tokens (padding excluded). The
+data: 1,000 segments made by cycling the (goal, tactic) pairs of the shipped real
+trajectories (the 142 rows `benchmarks/_trajectories.py` reads), since speed depends only
+on their lengths. The time of 1,000 segments x 3 epochs is projected from the measured rate
+(`--full` runs it for real instead).
+
+    .venv/bin/python benchmarks/train.py [--rounds 4] [--block-tokens 3000] [--full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+
+from _report import machine, table, write_section
+from _trajectories import items
+
+from segpilot.engine.settings import TrainingSettings, load_settings
+from segpilot.model.backend import free_cores
+from segpilot.model.presets import get_preset
+from segpilot.training import examples as ex
+from segpilot.training.base import load_base
+from segpilot.training.trainer import batch_loss, length_batches, lora_model, pad_batch
+
+
+def rows(n: int) -> list[ex.Row]:
+    real = [item for group in items(None).values() for item in group]
+    return [
+        ex.Row(real[i % len(real)].state, real[i % len(real)].target, str(i), i + 1)
+        for i in range(n)
+    ]
+
+
+def fresh(model_factory, settings: TrainingSettings):
+    import torch
+
+    model = lora_model(model_factory(), settings)
+    params = [p for p in model.parameters() if p.requires_grad]
+    return model, torch.optim.AdamW(params, lr=settings.lr)
+
+
+def run_block(model, optimizer, batches, examples, pad_id) -> tuple[int, float]:
+    """Train on `batches`; (real tokens, seconds)."""
+    tokens, start = 0, time.perf_counter()
+    for batch in batches:
+        items_ = [examples[i] for i in batch]
+        loss = batch_loss(model, pad_batch(items_, pad_id, "cpu"))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        tokens += sum(len(e) for e in items_)
+    return tokens, time.perf_counter() - start
+
+
+def take(
+    batches: list[list[int]], examples, budget: int
+) -> tuple[list[list[int]], list[list[int]]]:
+    """The first batches holding about `budget` real tokens, and the rest."""
+    got, n = [], 0
+    while batches and n < budget:
+        batch = batches.pop(0)
+        got.append(batch)
+        n += sum(len(examples[i]) for i in batch)
+    return got, batches
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--segments", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=4, help="alternating blocks per loop")
+    parser.add_argument("--block-tokens", type=int, default=3000, help="real tokens per block")
+    parser.add_argument("--full", action="store_true", help="also run 3 epochs for real")
+    args = parser.parse_args()
+    import torch
+
+    settings = load_settings()
+    ts = settings.training
+    threads = free_cores(os.cpu_count() or 1)
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    model0, tok, info = load_base(None, None, ts.cache_dir, log=print)
+    print(f"base loaded in {time.perf_counter() - start:.1f} s; {threads} threads", file=sys.stderr)
+    tokenizer = ex.Tokenizer(tok, info.add_bos)
+    examples, too_long = ex.tokenize_rows(
+        rows(args.segments), get_preset("segment"), tokenizer, max_length=ts.max_length
+    )
+    real_per_epoch = sum(len(e) for e in examples)
+    pad = tokenizer.pad_id
+
+    def factory():
+        return load_base(None, None, ts.cache_dir)[0]
+
+    rng = random.Random(0)
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    plain_batches = [order[i : i + 4] for i in range(0, len(order), 4)]
+    ours_batches = length_batches(examples, ts.batch_tokens, seed=0)
+    padded = {
+        "plain": sum(max(len(examples[i]) for i in b) * len(b) for b in plain_batches),
+        "segpilot": sum(max(len(examples[i]) for i in b) * len(b) for b in ours_batches),
+    }
+    plain_model, plain_opt = fresh(factory, ts)
+    ours_model, ours_opt = fresh(factory, ts)
+    del model0
+    # One warm-up batch each (allocations, first-call costs) outside the timing.
+    run_block(plain_model, plain_opt, plain_batches[:1], examples, pad)
+    run_block(ours_model, ours_opt, ours_batches[:1], examples, pad)
+    todo = {"plain": plain_batches[1:], "segpilot": ours_batches[1:]}
+    done = {"plain": [0, 0.0], "segpilot": [0, 0.0]}
+    for r in range(args.rounds):
+        for name, (model, opt) in (
+            ("plain", (plain_model, plain_opt)),
+            ("segpilot", (ours_model, ours_opt)),
+        ):
+            block, todo[name] = take(todo[name], examples, args.block_tokens)
+            n, s = run_block(model, opt, block, examples, pad)
+            done[name][0] += n
+            done[name][1] += s
+        print(
+            f"round {r + 1}/{args.rounds}: "
+            + ", ".join(f"{k} {v[0] / v[1]:.0f} tok/s" for k, v in done.items()),
+            file=sys.stderr,
+        )
+    rate = {k: v[0] / v[1] for k, v in done.items()}
+    speedup = rate["segpilot"] / rate["plain"]
+    projected = {k: 3 * real_per_epoch / rate[k] / 60 for k in rate}
+    full_line = ""
+    if args.full:
+        import tempfile
+
+        from segpilot.training.trainer import run_training
+
+        with tempfile.TemporaryDirectory() as tmp:
+            model = lora_model(factory(), ts)
+            t0 = time.perf_counter()
+            result = run_training(
+                model,
+                examples,
+                [],
+                ts,
+                Path(tmp),
+                pad_id=pad,
+                device="cpu",
+                meta={},
+                progress_bar=False,
+            )
+            minutes = (time.perf_counter() - t0) / 60
+        full_line = (
+            f"Measured for real (`--full`): {result.steps} steps, {minutes:.1f} min, "
+            f"{result.tokens_per_s:.0f} tokens/s."
+        )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+    mean_len = real_per_epoch / len(examples)
+    body = "\n\n".join(
+        [
+            "## Training throughput (`benchmarks/train.py`)",
+            f"Default model (SmolLM2-135M, de-quantised fp32), LoRA r = {ts.rank} on "
+            f"{', '.join(ts.target_modules)}, CPU, {threads} threads (the cores free when it "
+            f"started); {len(examples)} segments ({too_long} too long), {mean_len:.0f} tokens "
+            f"each on average ({real_per_epoch:,} real tokens per epoch), cycled from the 142 "
+            "real (goal, tactic) pairs of the shipped trajectories. Both loops ran in "
+            f"{args.rounds} alternating blocks of about {args.block_tokens:,} real tokens in "
+            f"the same process; {machine()}.",
+            table(
+                [
+                    "loop",
+                    "batches",
+                    "padding (share of computed tokens)",
+                    "trained tokens/s",
+                    "1,000 x 3 epochs (projected)",
+                ],
+                [
+                    [
+                        "plain: random order, batch 4, padded to the longest",
+                        "4 examples",
+                        f"{1 - real_per_epoch / padded['plain']:.1%}",
+                        f"{rate['plain']:.0f}",
+                        f"{projected['plain']:.1f} min",
+                    ],
+                    [
+                        f"segpilot train: length-bucketed, <= {ts.batch_tokens} tokens",
+                        f"{len(examples) / len(ours_batches):.1f} examples (mean)",
+                        f"{1 - real_per_epoch / padded['segpilot']:.1%}",
+                        f"{rate['segpilot']:.0f}",
+                        f"{projected['segpilot']:.1f} min",
+                    ],
+                ],
+            ),
+            f"Speed-up: **{speedup:.2f}x** (target >= 1.3x). Projected time of 1,000 segments x "
+            f"3 epochs with `segpilot train`: **{projected['segpilot']:.1f} min** (target <= 15; "
+            "projected from the measured rate, not run end to end"
+            + (f"; {full_line}" if full_line else "")
+            + f"). Peak memory of the benchmark process (two LoRA models): {peak:,.0f} MB.",
+            f"Run: `.venv/bin/python benchmarks/train.py --rounds {args.rounds} "
+            f"--block-tokens {args.block_tokens}`",
+        ]
+    )
+    write_section("train", body)
+    print(body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
