@@ -85,6 +85,9 @@ describe('segpilot in code-server', { timeout: 900_000 }, () => {
     const text = await editor.waitForStatus(/segpilot: (ready|unchecked|error)/);
     assert.match(text, /segpilot: ready/, `status bar: ${text}\n${editor.outputLog()}`);
     assert.match(editor.outputLog(), /starting .*\/\.venv\/bin\/segpilot serve \(from workspace \.venv\)/);
+    // a click on the status bar item shows the sidecar's status in the log
+    await editor.page.locator('.statusbar-item', { hasText: 'segpilot: ready' }).first().click();
+    await editor.waitForLog(/\[segpilot\] status: \{[\s\S]*"checking": true/);
   });
 
   step('shows checked ghost text inside a proof, and Tab accepts it', async () => {

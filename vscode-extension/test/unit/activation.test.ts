@@ -285,3 +285,19 @@ test("the sidecar's proof-search progress is a notification whose Cancel reaches
   await shown.done; // the notification closes when the sidecar ends the progress
   assert.equal(client.progress.has('p1'), false);
 });
+
+test('reload model runs the sidecar command and says which model; a stopped sidecar is started', async () => {
+  await activate(context());
+  const client = lastClient();
+  script.answers.set('workspace/executeCommand', () => ({ model: '/m/new.gguf', lean: { checking: true } }));
+  await recorded.commands.get(COMMANDS.reload)!();
+  assert.deepEqual(client.requests.find((r: { method: string }) => r.method === 'workspace/executeCommand')?.params, {
+    command: 'segpilot.reloadModel',
+    arguments: [],
+  });
+  assert.deepEqual(recorded.infos, ['segpilot: model reloaded (/m/new.gguf).']);
+  client.running = false;
+  await recorded.commands.get(COMMANDS.reload)!();
+  assert.equal(script.clients.length, 2, 'a new client was started');
+  assert.match(statusItem()?.text ?? '', /segpilot: ready/);
+});
