@@ -98,6 +98,7 @@ else
     cd "$CODE_SERVER_DIR"
     export PATH="$NODE24_DIR/bin:$PATH" npm_config_nodedir="$NODE24_DIR"
     export npm_config_unsafe_perm=true
+    export JOBS=max # node-gyp: compile the native modules on every core
     npm install --prefix "$CODE_SERVER_DIR" --no-save --loglevel=error \
       "code-server@$CODE_SERVER_PIN"
   )
