@@ -27,7 +27,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -184,9 +184,15 @@ def outermost(entries: Sequence[TacticInfo]) -> list[TacticInfo]:
 
 
 def trace_text(
-    repl: SupervisedRepl, text: str, rel: str, *, timeout: float | None = None
+    repl: SupervisedRepl,
+    text: str,
+    rel: str,
+    *,
+    timeout: float | None = None,
+    step_timeout: float | None = None,
 ) -> FileResult:
-    """Trace one file's text with a running REPL."""
+    """Trace one file's text with a running REPL: the file within `timeout` seconds (its
+    imports included), each replayed tactic within `step_timeout`."""
     result = FileResult(rel, sha256_text(text))
     reply = repl.run(Command(cmd=text, all_tactics=True), timeout=timeout)
     if isinstance(reply, ReplError):
@@ -215,7 +221,7 @@ def trace_text(
             by_decl.setdefault(owner.name, []).append(entry)
     result.with_sorry = len(with_sorry)
     for name, entries in by_decl.items():
-        rows = _replay(repl, text, lines, name, rel, outermost(entries), timeout)
+        rows = _replay(repl, text, lines, name, rel, outermost(entries), step_timeout)
         if rows is None:
             result.not_replayed += 1
         else:
@@ -308,13 +314,20 @@ def trace_project(
         todo = [rel for rel, text in texts.items() if known.get(rel) != sha256_text(text)]
         report.unchanged = len(texts) - len(todo)
         if todo:
-            pool = _Workers(ReplSettings.from_lean(lean, project))
+            # No recycling after N requests while tracing: a recycled REPL would elaborate
+            # the whole file again to replay its proof states (the memory cap still holds).
+            repl_settings = replace(ReplSettings.from_lean(lean, project), recycle_after=None)
+            pool = _Workers(repl_settings)
             try:
                 with ThreadPoolExecutor(max_workers=max(1, workers)) as executor:
                     futures = {
                         executor.submit(
                             lambda rel: trace_text(
-                                pool.repl(), texts[rel], rel, timeout=lean.elaboration_timeout_s
+                                pool.repl(),
+                                texts[rel],
+                                rel,
+                                timeout=lean.elaboration_timeout_s,
+                                step_timeout=lean.repl_timeout_s,
                             ),
                             rel,
                         ): rel
