@@ -3,9 +3,11 @@
 Both train LoRA (r = 8, q_proj and v_proj) on the default model (SmolLM2-135M, de-quantised)
 on the CPU with the same threads, the same examples, the same loss and optimiser:
 
-* plain: random order, batches of 4, padded to the longest of the 4;
-* segpilot: `segpilot.training.trainer`'s length-bucketed batches of up to `batch_tokens`
-  tokens (padding included), the [training] default.
+* plain: random order, batches of 4, padded to the longest of the 4, the logits of every
+  position (what `model(input_ids, labels=...)` computes);
+* segpilot: `segpilot.training.trainer`'s loop: length-bucketed batches of up to
+  `batch_tokens` tokens (padding included, the [training] default), the output layer on
+  the target positions only.
 
 They run in alternating blocks of about the same number of tokens, so a change in the
 machine's load hits both. Trained tokens/s counts the real tokens (padding excluded). The
@@ -35,7 +37,13 @@ from segpilot.model.backend import free_cores
 from segpilot.model.presets import get_preset
 from segpilot.training import examples as ex
 from segpilot.training.base import load_base
-from segpilot.training.trainer import batch_loss, length_batches, lora_model, pad_batch
+from segpilot.training.trainer import (
+    batch_loss,
+    full_batch_loss,
+    length_batches,
+    lora_model,
+    pad_batch,
+)
 
 
 def rows(n: int) -> list[ex.Row]:
@@ -54,12 +62,12 @@ def fresh(model_factory, settings: TrainingSettings):
     return model, torch.optim.AdamW(params, lr=settings.lr)
 
 
-def run_block(model, optimizer, batches, examples, pad_id) -> tuple[int, float]:
+def run_block(model, optimizer, batches, examples, pad_id, loss_fn) -> tuple[int, float]:
     """Train on `batches`; (real tokens, seconds)."""
     tokens, start = 0, time.perf_counter()
     for batch in batches:
         items_ = [examples[i] for i in batch]
-        loss = batch_loss(model, pad_batch(items_, pad_id, "cpu"))
+        loss = loss_fn(model, pad_batch(items_, pad_id, "cpu"))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -118,17 +126,17 @@ def main() -> int:
     ours_model, ours_opt = fresh(factory, ts)
     del model0
     # One warm-up batch each (allocations, first-call costs) outside the timing.
-    run_block(plain_model, plain_opt, plain_batches[:1], examples, pad)
-    run_block(ours_model, ours_opt, ours_batches[:1], examples, pad)
+    run_block(plain_model, plain_opt, plain_batches[:1], examples, pad, full_batch_loss)
+    run_block(ours_model, ours_opt, ours_batches[:1], examples, pad, batch_loss)
     todo = {"plain": plain_batches[1:], "segpilot": ours_batches[1:]}
     done = {"plain": [0, 0.0], "segpilot": [0, 0.0]}
     for r in range(args.rounds):
-        for name, (model, opt) in (
-            ("plain", (plain_model, plain_opt)),
-            ("segpilot", (ours_model, ours_opt)),
+        for name, (model, opt, loss_fn) in (
+            ("plain", (plain_model, plain_opt, full_batch_loss)),
+            ("segpilot", (ours_model, ours_opt, batch_loss)),
         ):
             block, todo[name] = take(todo[name], examples, args.block_tokens)
-            n, s = run_block(model, opt, block, examples, pad)
+            n, s = run_block(model, opt, block, examples, pad, loss_fn)
             done[name][0] += n
             done[name][1] += s
         print(
@@ -186,14 +194,15 @@ def main() -> int:
                 ],
                 [
                     [
-                        "plain: random order, batch 4, padded to the longest",
+                        "plain: random order, batch 4, padded to the longest, all logits",
                         "4 examples",
                         f"{1 - real_per_epoch / padded['plain']:.1%}",
                         f"{rate['plain']:.0f}",
                         f"{projected['plain']:.1f} min",
                     ],
                     [
-                        f"segpilot train: length-bucketed, <= {ts.batch_tokens} tokens",
+                        f"segpilot train: length-bucketed <= {ts.batch_tokens} tokens, "
+                        "target logits only",
                         f"{len(examples) / len(ours_batches):.1f} examples (mean)",
                         f"{1 - real_per_epoch / padded['segpilot']:.1%}",
                         f"{rate['segpilot']:.0f}",
