@@ -16,7 +16,7 @@ trajectories (the 142 rows `benchmarks/_trajectories.py` reads), since speed dep
 on their lengths. The time of 1,000 segments x 3 epochs is projected from the measured rate
 (`--full` runs it for real instead).
 
-    .venv/bin/python benchmarks/train.py [--rounds 4] [--block-tokens 3000] [--full]
+    .venv/bin/python benchmarks/train.py [--rounds 3] [--block-tokens 1500] [--full]
 """
 
 from __future__ import annotations
@@ -90,8 +90,8 @@ def take(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--segments", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=4, help="alternating blocks per loop")
-    parser.add_argument("--block-tokens", type=int, default=3000, help="real tokens per block")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating blocks per loop")
+    parser.add_argument("--block-tokens", type=int, default=1500, help="real tokens per block")
     parser.add_argument("--full", action="store_true", help="also run 3 epochs for real")
     args = parser.parse_args()
     import torch
