@@ -177,3 +177,22 @@ def test_missing_project_is_one_line(tmp_path: Path, capsys) -> None:
         capsys.readouterr().err.strip()
         == f"segpilot: error: {tmp_path / 'nope'}: no such project folder"
     )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "matches"),
+    [
+        ("Proj/**/*.lean", "Proj/A.lean", True),
+        ("Proj/**/*.lean", "Proj/x/y/B.lean", True),
+        ("Proj/**/*.lean", "Other/A.lean", False),
+        ("*.lean", "A.lean", True),
+        ("*.lean", "Proj/A.lean", False),
+        ("**/*.lean", "Proj/A.lean", True),
+        ("Proj/?.lean", "Proj/A.lean", True),
+        (None, "anything.lean", True),
+    ],
+)
+def test_files_glob(pattern, path: str, matches: bool) -> None:
+    from segpilot.training.trace import glob_matcher
+
+    assert glob_matcher(pattern)(path) is matches

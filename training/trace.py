@@ -83,17 +83,43 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def glob_matcher(pattern: str | None) -> Callable[[str], bool]:
+    """Whether a relative path (with `/`) matches a glob: `*` and `?` stay within a folder
+    name, `**/` is any number of folders (`MyProj/**/*.lean`); None matches everything."""
+    if not pattern:
+        return lambda rel: True
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    regex = re.compile("".join(out))
+    return lambda rel: regex.fullmatch(rel) is not None
+
+
 def lean_files(project: Path, pattern: str | None = None) -> list[Path]:
     """The project's `.lean` files (outside `.lake` and other build folders), relative paths
-    matching `pattern` (a glob such as `MyProj/**/*.lean`) when given."""
+    matching `pattern` (see `glob_matcher`) when given."""
+    wanted = glob_matcher(pattern)
     found = []
     for path in sorted(project.rglob("*.lean")):
         rel = path.relative_to(project)
         if any(part in IGNORED_DIRS for part in rel.parts[:-1]):
             continue
-        if pattern and not (rel.match(pattern) or Path("/", rel).match("/" + pattern)):
-            continue
-        found.append(path)
+        if wanted(rel.as_posix()):
+            found.append(path)
     return found
 
 

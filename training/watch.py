@@ -22,7 +22,7 @@ from watchdog.observers import Observer
 
 from segpilot.engine.settings import Settings
 from segpilot.training.finetune import Paths, cut_segments, segments_of_rows
-from segpilot.training.trace import IGNORED_DIRS, Report, trace_project
+from segpilot.training.trace import IGNORED_DIRS, Report, glob_matcher, trace_project
 
 
 @dataclass
@@ -104,7 +104,7 @@ class Watch:
             return False
         if path.suffix != ".lean" or any(p in IGNORED_DIRS for p in rel.parts[:-1]):
             return False
-        return not self.pattern or rel.match(self.pattern)
+        return glob_matcher(self.pattern)(rel.as_posix())
 
     def _retrain(self) -> None:
         """Split, train from the last adapter (when there is one), export over the old GGUF."""
