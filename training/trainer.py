@@ -419,7 +419,8 @@ def run_training(
                 bar.update(1)
             if progress.step % settings.checkpoint_every == 0:
                 checkpoint()
-        if progress.step >= steps_total:
+        measured = bool(history.valid) and history.valid[-1][1] == progress.step
+        if progress.step >= steps_total and not measured:
             # The last epoch (or the part of it max_steps allowed) gets its validation loss.
             _end_epoch(model, valid, settings, pad_id, device, progress, history, log)
             if progress.batch >= len(plan):
