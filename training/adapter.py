@@ -142,9 +142,12 @@ def train(
         "finished": result.steps >= 1 and (output / "adapter_config.json").is_file(),
     }
     record = {**meta, "metrics": metrics, "history": asdict(result.history)}
-    (output / STATE_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
-    (output / "README.md").write_text(model_card(meta, metrics), encoding="utf-8")
-    plot_losses(result.history, output / "loss.png")
+    try:
+        (output / STATE_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
+        (output / "README.md").write_text(model_card(meta, metrics), encoding="utf-8")
+        plot_losses(result.history, output / "loss.png")
+    except OSError as err:
+        raise SegpilotError(f"cannot write in {output}: {err.strerror or err}") from None
     return result
 
 

@@ -238,24 +238,28 @@ def save_checkpoint(
     import torch
 
     root = output / CHECKPOINTS
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{progress.step:07d}"
     tmp = root / f".tmp-step-{progress.step:07d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    model.save_pretrained(tmp / "adapter")
-    torch.save(
-        {
-            "optimizer": optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "python_rng": random.getstate(),
-        },
-        tmp / "optimizer.pt",
-    )
-    state = {"progress": asdict(progress), "history": asdict(history), "meta": meta}
-    (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        model.save_pretrained(tmp / "adapter")
+        torch.save(
+            {
+                "optimizer": optimizer.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "python_rng": random.getstate(),
+            },
+            tmp / "optimizer.pt",
+        )
+        state = {"progress": asdict(progress), "history": asdict(history), "meta": meta}
+        (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    except (OSError, RuntimeError) as err:  # torch reports a full disk as RuntimeError
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SegpilotError(f"cannot write the checkpoint in {root}: {err}") from None
     for old in _checkpoint_dirs(output)[:-KEEP_CHECKPOINTS]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -440,7 +444,10 @@ def run_training(
             bar.close()
     finished = progress.step >= steps_total
     if finished:
-        _unwrap(model, accelerator).save_pretrained(output)
+        try:
+            _unwrap(model, accelerator).save_pretrained(output)
+        except (OSError, RuntimeError) as err:
+            raise SegpilotError(f"cannot write the adapter in {output}: {err}") from None
     losses = [loss for _, loss, _ in history.steps]
     return Result(
         output=output,
