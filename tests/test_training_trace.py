@@ -196,3 +196,14 @@ def test_files_glob(pattern, path: str, matches: bool) -> None:
     from segpilot.training.trace import glob_matcher
 
     assert glob_matcher(pattern)(path) is matches
+
+
+def test_a_file_that_is_not_utf8_is_reported_and_the_rest_traced(
+    project: Path, tmp_path: Path, capsys
+) -> None:
+    (project / "Proj" / "Latin1.lean").write_bytes("-- caf\xe9\n".encode("latin-1"))
+    out = tmp_path / "traj.jsonl"
+    assert trace(project, out, graph(tmp_path)) == 0
+    err = capsys.readouterr().err
+    assert "skipped Proj/Latin1.lean:" in err
+    assert {r["theorem"] for r in rows(out)} == {"and_swap", "Demo.keep"}

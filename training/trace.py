@@ -330,12 +330,20 @@ def trace_project(
     the index beside it). `only`: trace just these files (watch passes the saved ones)."""
     project = project.resolve()
     files = lean_files(project, pattern) if only is None else [p.resolve() for p in only]
-    texts = {str(p.relative_to(project)): read_text(p) for p in files if p.is_file()}
     report = Report()
+    texts: dict[str, str] = {}
+    for path in files:
+        if not path.is_file():
+            continue
+        rel = str(path.relative_to(project))
+        try:
+            texts[rel] = read_text(path)
+        except SegpilotError as err:  # not UTF-8, unreadable: that file alone is skipped
+            report.failed[rel] = str(err)
     with TraceIndex(index_path(output)) as index:
         known = index.hashes()
         if only is None:
-            report.removed = sorted(set(known) - set(texts))
+            report.removed = sorted(set(known) - set(texts) - set(report.failed))
             index.forget(report.removed)
         todo = [rel for rel, text in texts.items() if known.get(rel) != sha256_text(text)]
         report.unchanged = len(texts) - len(todo)
