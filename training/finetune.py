@@ -161,21 +161,24 @@ def finetune(
     log(f"2/6 cutting {traced.rows} steps into segments (rule {ts.rule})")
     report.segments = cut_segments(paths.trace, paths.segments, ts.rule, ts.max_tactics)
     log("3/6 splitting by declaration")
+    valid: Path | None = None
     try:
+        if ts.valid_share <= 0:
+            raise SegpilotError("[training] valid_share is 0")
         split = split_file(
             paths.segments,
             paths.train,
             paths.valid,
-            share=max(ts.valid_share, 1e-9),
+            share=ts.valid_share,
             seed=ts.seed,
             by=GROUP_BY,
         )
         report.train_rows, report.valid_rows = split.train_rows, split.valid_rows
-        valid: Path | None = paths.valid
-    except SegpilotError as err:  # one declaration: nothing to hold out
+        valid = paths.valid
+    except SegpilotError as err:  # one declaration, or none asked for: nothing held out
         report.notes.append(f"no validation set ({err})")
         paths.train.write_bytes(paths.segments.read_bytes())
-        report.train_rows, valid = report.segments, None
+        report.train_rows = report.segments
     log(f"4/6 training on {report.train_rows} segments")
     result = train(
         paths.train,

@@ -116,11 +116,13 @@ class Watch:
         ts = self.settings.training
         valid: Path | None = self.paths.valid
         try:
+            if ts.valid_share <= 0:
+                raise SegpilotError("[training] valid_share is 0")
             split_file(
                 self.paths.segments,
                 self.paths.train,
                 self.paths.valid,
-                share=max(ts.valid_share, 1e-9),
+                share=ts.valid_share,
                 seed=ts.seed,
                 by=("file", "theorem"),
             )
