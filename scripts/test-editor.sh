@@ -2,9 +2,9 @@
 # The VS Code extension's checks: install what they need (scripts/setup-editor.sh, cached
 # outside the repository), then type-check, unit tests (mocked `vscode`), protocol tests
 # (a JSON-RPC client against the real `segpilot serve`, installed from a wheel of this checkout
-# into a fresh virtual environment), package the .vsix, and the end-to-end test in code-server
-# + headless Chromium. Needs the Python set-up (scripts/setup.sh) first.
-# Exits non-zero when any of them fails. scripts/test.sh runs this after pytest.
+# into its own virtual environment), package the .vsix, and the end-to-end test in code-server
+# + headless Chromium. Needs the Python set-up (scripts/setup.sh) first. Stops at the first
+# check that fails, naming it, with its exit status. scripts/test.sh runs this after pytest.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,7 +27,12 @@ step() {
   shift
   local t=$SECONDS
   say "$name"
-  "$@"
+  local rc=0
+  "$@" || rc=$?
+  if ((rc != 0)); then
+    say "FAILED: $name (exit $rc)" >&2
+    exit "$rc"
+  fi
   say "$name: ok ($((SECONDS - t)) s)"
 }
 # The sidecar the protocol and end-to-end tests talk to is installed from a wheel of this
