@@ -111,3 +111,53 @@ def test_watch_help_names_the_settings(capsys) -> None:
     out = capsys.readouterr().out
     assert "retrain_after" in out and "debounce_s" in out
     assert shlex.split("segpilot watch ~/my-lean-proj")[1] in out
+
+
+def test_watch_command_retraces_a_saved_file_until_ctrl_c(tmp_path: Path) -> None:
+    import os
+    import queue
+    import signal
+    import subprocess
+
+    project = make_project(tmp_path)
+    edges = [
+        tactic_edge([GOAL], "constructor", [LEFT, RIGHT]),
+        tactic_edge([LEFT], "exact hq", []),
+        tactic_edge([RIGHT], "exact hp", []),
+    ]
+    commands = [
+        file_command(text, [[GOAL], [LEFT], [RIGHT]] if ":= by" in text else [])
+        for text in (SWAP, EXTRA, "-- nothing to prove\n")
+    ]
+    graph_path = write_graph(tmp_path / "g.json", commands, edges)
+    env = dict(os.environ, SEGPILOT_HOME=str(tmp_path / "home"))
+    env |= {"SEGPILOT_TRAINING_DEBOUNCE_S": "0.2", "SEGPILOT_TRAINING_RETRAIN_AFTER": "1000"}
+    repl = shlex.join([PYTHON, str(FAKE), str(graph_path)])
+    argv = [PYTHON, "-m", "segpilot", "watch", str(project), "--workdir", str(tmp_path / "w")]
+    proc = subprocess.Popen(
+        [*argv, "--repl-command", repl], env=env, stderr=subprocess.PIPE, text=True
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True).start()
+
+    def wait_for(text: str) -> str:
+        seen = []
+        while True:
+            line = lines.get(timeout=60)
+            seen.append(line)
+            if text in line:
+                return line
+            assert proc.poll() is None, "".join(seen)
+
+    try:
+        assert "2 files traced, 0 unchanged" in wait_for("files traced")
+        wait_for("watching")
+        (project / "Other.lean").write_text(EXTRA, encoding="utf-8")
+        line = wait_for("traced Other.lean")
+        assert "3 new segments" in line and "6 pending" in line
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
