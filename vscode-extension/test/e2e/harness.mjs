@@ -104,6 +104,8 @@ export class Editor {
       HOME: path.join(this.root, 'home'),
       // the sidecar's own config file and data stay inside the run folder too
       SEGPILOT_HOME: path.join(this.root, 'segpilot-home'),
+      // no extension marketplace: code-server would query open-vsx.org
+      EXTENSIONS_GALLERY: '{}',
     };
   }
 
