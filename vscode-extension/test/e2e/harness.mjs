@@ -104,7 +104,7 @@ export class Editor {
       HOME: path.join(this.root, 'home'),
       // the sidecar's own config file and data stay inside the run folder too
       SEGPILOT_HOME: path.join(this.root, 'segpilot-home'),
-      // no extension marketplace: code-server would query open-vsx.org
+      // no extension marketplace: code-server would query its default one over the network
       EXTENSIONS_GALLERY: '{}',
     };
   }
