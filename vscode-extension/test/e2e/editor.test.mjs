@@ -177,6 +177,19 @@ describe('segpilot in code-server', { timeout: 900_000 }, () => {
     }
   });
 
+  step('a sidecar that crashes is started again', async () => {
+    const crashed = editor.sidecarPid();
+    assert.ok(crashed, 'the sidecar runs under code-server');
+    process.kill(crashed, 'SIGKILL');
+    await editor.waitForLog(/the sidecar stopped; restarting it \(1 of 3\)/);
+    const again = await until('a new sidecar', () => {
+      const pid = editor.sidecarPid();
+      return pid && pid !== crashed ? pid : false;
+    }, 60_000);
+    assert.notEqual(again, crashed);
+    await editor.waitForStatus(/segpilot: ready/, 60_000);
+  });
+
   step('without Lean the status bar says unchecked', async () => {
     // the REPL command back to its default, `lake exe repl`: no Lean on this machine
     await editor.editUserSettings((settings) => delete settings['segpilot.replCommand']);

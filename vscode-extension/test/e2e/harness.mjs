@@ -271,6 +271,43 @@ export class Editor {
     }, 20_000);
   }
 
+  /** The pids of the processes this run started (code-server and everything below it). */
+  descendants() {
+    const parent = new Map();
+    for (const entry of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+        parent.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      } catch {
+        // the process ended meanwhile
+      }
+    }
+    const roots = new Set(this.processes.map((p) => p.pid));
+    const ours = [];
+    for (const pid of parent.keys()) {
+      for (let p = pid; p > 1; p = parent.get(p) ?? 0) {
+        if (roots.has(p)) {
+          ours.push(pid);
+          break;
+        }
+      }
+    }
+    return ours;
+  }
+
+  /** The pid of the sidecar the extension started (among this run's processes), if any. */
+  sidecarPid() {
+    return this.descendants().find((pid) => {
+      try {
+        const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        return argv.some((a) => a.endsWith('segpilot')) && argv.includes('serve');
+      } catch {
+        return false;
+      }
+    });
+  }
+
   /** The texts of the notification toasts shown now (message and buttons). */
   async notifications() {
     return this.page.evaluate(() =>
