@@ -20,7 +20,7 @@ import { CrashBudget, Once } from './crashBudget';
 import { GoalBridge } from './goalBridge';
 import { LEAN4_EXTENSION_ID } from './leanApi';
 import { showProgressAsNotifications } from './serverProgress';
-import { commandExists, Lookup, MISSING_FIX, resolveServerCommand, ServerCommand } from './serverCommand';
+import { commandExists, fineTuneCommand, Lookup, MISSING_FIX, projectRootOf, resolveServerCommand, ServerCommand } from './serverCommand';
 import { ManifestProperty, sidecarKeys, sidecarSettings } from './settings';
 import { Activity, Phase, phaseFromStatus, SidecarStatus, statusView } from './status';
 
@@ -45,8 +45,9 @@ export const COMMANDS = {
 } as const;
 /** How long the cursor rests before its goal is sent to the sidecar. */
 export const CURSOR_REST_MS = 250;
-export const FINE_TUNE_UNAVAILABLE =
-  'segpilot: fine-tuning on this project is not available yet (the training command does not exist yet).';
+export const FINE_TUNE_NEEDS =
+  'segpilot: fine-tuning runs `segpilot finetune`, found like the sidecar: set "segpilot.server.pythonPath", ' +
+  'or a "segpilot.server.command" ending in `serve`.';
 
 /** The language client, its own error pop-ups turned into log lines: the extension shows
  * one message per problem itself (a missing sidecar, repeated crashes, a failed command),
@@ -142,6 +143,18 @@ class Sidecar implements vscode.Disposable {
         }
       },
     };
+  }
+
+  /** `segpilot finetune PROJECT` for the Lean project of `file` (or the first folder). */
+  fineTuneLine(file: string | undefined): { line: string[]; cwd: string } | undefined {
+    const found = this.command();
+    const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
+    const root = (file && projectRootOf(file, (p) => fs.existsSync(p), folders)) ?? folders[0];
+    if (!found || !root || !commandExists(found.command, this.lookup())) return undefined;
+    const repl = vscode.workspace.getConfiguration('segpilot').inspect<string[]>('replCommand');
+    const given = repl?.workspaceFolderValue ?? repl?.workspaceValue ?? repl?.globalValue;
+    const line = fineTuneCommand(found, root, given);
+    return line ? { line, cwd: root } : undefined;
   }
 
   private command(): ServerCommand | undefined {
@@ -392,7 +405,23 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       output.appendLine(`[segpilot] status: ${status ? JSON.stringify(status, null, 2) : 'the sidecar is not running'}`);
       output.show(true);
     }),
-    vscode.commands.registerCommand(COMMANDS.fineTune, () => vscode.window.showInformationMessage(FINE_TUNE_UNAVAILABLE)),
+    vscode.commands.registerCommand(COMMANDS.fineTune, () => {
+      const editor = vscode.window.activeTextEditor;
+      const file = editor?.document.uri.scheme === 'file' ? editor.document.uri.fsPath : undefined;
+      const run = current.fineTuneLine(file);
+      if (!run) {
+        void vscode.window.showErrorMessage(FINE_TUNE_NEEDS);
+        return;
+      }
+      current.log(`fine-tune: ${run.line.join(' ')} (in ${run.cwd})`);
+      const terminal = vscode.window.createTerminal({
+        name: 'segpilot fine-tune',
+        cwd: run.cwd,
+        shellPath: run.line[0],
+        shellArgs: run.line.slice(1),
+      });
+      terminal.show();
+    }),
     vscode.commands.registerCommand(COMMANDS.reload, async () => {
       if (!current.client?.isRunning()) {
         await current.restart();

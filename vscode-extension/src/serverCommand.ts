@@ -73,3 +73,35 @@ export function commandExists(command: string, lookup: Lookup): boolean {
     .filter((dir) => dir !== '')
     .some((dir) => names.some((name) => lookup.isExecutable((windows ? path.win32 : path.posix).join(dir, name))));
 }
+
+/** Shell words as one string, for a flag that takes a command line (`--repl-command`). */
+export function shellJoin(words: string[]): string {
+  return words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+/**
+ * The command line of `segpilot finetune` for the project at `projectRoot`, run by the same
+ * segpilot as the sidecar: the sidecar's command line up to its `serve`. Undefined when that
+ * cannot be told (a `segpilot.server.command` without `serve`). The REPL command the user
+ * gave the sidecar goes along, since the command line does not read editor settings.
+ */
+export function fineTuneCommand(server: ServerCommand, projectRoot: string, replCommand?: string[]): string[] | undefined {
+  const line = [server.command, ...server.args];
+  const serve = line.indexOf('serve');
+  if (serve < 1) return undefined;
+  const command = [...line.slice(0, serve), 'finetune', projectRoot];
+  if (replCommand && replCommand.length > 0) command.push('--repl-command', shellJoin(replCommand));
+  return command;
+}
+
+/** The Lean project holding `file`: the nearest folder up with a Lake file or a toolchain. */
+export function projectRootOf(file: string, exists: (path: string) => boolean, stopAt: string[] = []): string | undefined {
+  const markers = ['lakefile.toml', 'lakefile.lean', 'lean-toolchain'];
+  let dir = path.dirname(file);
+  for (;;) {
+    if (markers.some((m) => exists(path.join(dir, m)))) return dir;
+    const up = path.dirname(dir);
+    if (up === dir || stopAt.includes(dir)) return undefined;
+    dir = up;
+  }
+}

@@ -192,9 +192,23 @@ describe('segpilot in code-server', { timeout: 900_000 }, () => {
 
   step('without Lean the status bar says unchecked', async () => {
     // the REPL command back to its default, `lake exe repl`: no Lean on this machine
-    await editor.editUserSettings((settings) => delete settings['segpilot.replCommand']);
+    editor.writeWorkspaceSettings({ 'segpilot.replCommand': ['lake', 'exe', 'repl'] });
     const text = await editor.waitForStatus(/segpilot: unchecked/, 60_000);
     assert.match(text, /segpilot: unchecked/);
+  });
+
+  step('"Fine-tune on this project" runs segpilot finetune on the project in a terminal', async () => {
+    await editor.openFile('Demo.lean');
+    await editor.command('segpilot: Fine-tune on this project');
+    const logged = await editor.waitForLog(/fine-tune: (.*) \(in (.*)\)/);
+    assert.match(logged[1], /\/\.venv\/bin\/segpilot finetune /);
+    assert.equal(logged[2], editor.workspace);
+    // its first step, in the terminal; without Lean it then stops, saying nothing was traced
+    const shown = await until('finetune in the terminal', async () => {
+      const text = (await editor.terminalText()).replace(/\u00a0/g, ' ');
+      return /segpilot: error: .*no proof steps were traced/.test(text) ? text : false;
+    }, 120_000, 500);
+    assert.ok(shown.includes(`tracing ${editor.workspace}`), shown);
   });
 });
 
@@ -245,9 +259,7 @@ describe('segpilot in code-server, sidecar missing', { timeout: 300_000 }, () =>
     try {
       const ours = (shown) => shown.filter((n) => /segpilot/.test(n.message));
       // any executable that exits at once, as a broken sidecar would
-      await editor.editUserSettings((settings) => {
-        settings['segpilot.server.command'] = [process.execPath, '-e', 'process.exit(3)'];
-      });
+      editor.writeWorkspaceSettings({ 'segpilot.server.command': [process.execPath, '-e', 'process.exit(3)'] });
       await editor.waitForLog(/the sidecar did not start/);
       const shown = await until('the second notification', async () => {
         const now = ours(await editor.notifications());

@@ -124,11 +124,7 @@ export class Editor {
       'workbench.tips.enabled': false,
       'files.autoSave': 'off',
       'files.watcherExclude': { '**/.venv/**': true },
-      // text typed by the test goes in as typed (settings.json is edited through the editor)
-      'editor.autoClosingBrackets': 'never',
-      'editor.autoClosingQuotes': 'never',
-      'editor.autoSurround': 'never',
-      'editor.formatOnType': false,
+      'terminal.integrated.gpuAcceleration': 'off', // terminal text in the DOM, for the test to read
       ...this.settings,
       ...extra,
     };
@@ -248,27 +244,11 @@ export class Editor {
     await this.page.keyboard.press('Control+s');
   }
 
-  /** Change user settings as a user does: in "Preferences: Open User Settings (JSON)",
-   * the whole text replaced, then saved. `change` gets the parsed settings to modify. */
-  async editUserSettings(change) {
-    const settings = JSON.parse(fs.readFileSync(this.settingsFile, 'utf8'));
-    change(settings);
-    await this.command('Preferences: Open User Settings (JSON)');
-    // it opens as a tab or, in newer VS Code, a modal editor; either way it takes the focus
-    await this.page.waitForFunction(() => {
-      const editor = document.activeElement?.closest('.monaco-editor');
-      return editor && /workbench\.startupEditor/.test(editor.querySelector('.view-lines')?.textContent ?? '');
-    }, undefined, { timeout: 30_000 });
-    await this.page.keyboard.press('Control+a');
-    await this.page.keyboard.insertText(JSON.stringify(settings)); // one line: no auto-indent
-    await this.page.keyboard.press('Control+s');
-    await until('settings.json saved', () => {
-      try {
-        return JSON.stringify(JSON.parse(fs.readFileSync(this.settingsFile, 'utf8'))) === JSON.stringify(settings);
-      } catch {
-        return false;
-      }
-    }, 20_000);
+  /** Write workspace settings (`.vscode/settings.json` of the workspace folder, over the
+   * profile's user settings); VS Code picks the file up as it changes. */
+  writeWorkspaceSettings(settings) {
+    fs.mkdirSync(path.join(this.workspace, '.vscode'), { recursive: true });
+    fs.writeFileSync(path.join(this.workspace, '.vscode', 'settings.json'), JSON.stringify(settings, null, 2));
   }
 
   /** The pids of the processes this run started (code-server and everything below it). */
@@ -306,6 +286,13 @@ export class Editor {
         return false;
       }
     });
+  }
+
+  /** The text of the integrated terminals, their rows joined (wrapped lines come out whole). */
+  async terminalText() {
+    return this.page.evaluate(() =>
+      [...document.querySelectorAll('.terminal-wrapper .xterm-rows')].map((rows) => rows.textContent ?? '').join('\n'),
+    );
   }
 
   /** The texts of the notification toasts shown now (message and buttons). */

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { beforeEach, test } from 'node:test';
 import type * as code from 'vscode';
 import { CloseAction, resetClients, script } from './fake-languageclient/node';
-import { activate, COMMANDS, deactivate, describeProve, FINE_TUNE_UNAVAILABLE, GOAL_STATE, STATUS_REQUEST } from '../../src/extension';
+import { activate, COMMANDS, deactivate, describeProve, FINE_TUNE_NEEDS, GOAL_STATE, STATUS_REQUEST } from '../../src/extension';
 import * as vscode from './vscode-mock';
 import { changeConfiguration, recorded, resetMock } from './vscode-mock';
 
@@ -129,10 +129,30 @@ test('a crashing sidecar is restarted a few times, then left down with one messa
   assert.match(statusItem()?.text ?? '', /segpilot: error/);
 });
 
-test('fine-tuning says it is not available yet', async () => {
+test('fine-tune runs segpilot finetune on the project in a terminal, with the REPL command given to the sidecar', async () => {
+  recorded.folders.push('/');
+  recorded.settings.set('segpilot.server.command', [SERVER, '-m', 'segpilot', 'serve', '--log-file', '/tmp/l']);
+  recorded.settings.set('segpilot.replCommand', ['lake', 'env', 'my repl']);
   await activate(context());
   await recorded.commands.get(COMMANDS.fineTune)!();
-  assert.deepEqual(recorded.infos, [FINE_TUNE_UNAVAILABLE]);
+  assert.deepEqual(recorded.terminals, [
+    {
+      name: 'segpilot fine-tune',
+      cwd: '/',
+      shellPath: SERVER,
+      shellArgs: ['-m', 'segpilot', 'finetune', '/', '--repl-command', "lake env 'my repl'"],
+      shown: true,
+    },
+  ]);
+});
+
+test('fine-tune without a way to run segpilot says what to set', async () => {
+  recorded.folders.push('/');
+  recorded.settings.set('segpilot.server.command', [SERVER, 'custom-wrapper']);
+  await activate(context());
+  await recorded.commands.get(COMMANDS.fineTune)!();
+  assert.deepEqual(recorded.terminals, []);
+  assert.deepEqual(recorded.errors.slice(-1), [FINE_TUNE_NEEDS]);
 });
 
 test('the status command shows the sidecar status in the log', async () => {

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { CrashBudget, Once } from '../../src/crashBudget';
-import { commandExists, resolveServerCommand } from '../../src/serverCommand';
+import { commandExists, fineTuneCommand, projectRootOf, resolveServerCommand, shellJoin } from '../../src/serverCommand';
 import { sidecarKeys, sidecarSettings } from '../../src/settings';
 import { Activity, phaseFromStatus, statusView } from '../../src/status';
 
@@ -149,4 +149,24 @@ test('a command is checked as a path, or looked up on PATH when it is a bare nam
   assert.equal(commandExists('python', l), false);
   const win = { folders: [], pathVariable: 'C:\\py', platform: 'win32' as const, isExecutable: (f: string) => f === 'C:\\py\\segpilot.exe' };
   assert.equal(commandExists('segpilot', win), true);
+});
+
+test('fine-tune runs the sidecar\'s segpilot with finetune in place of serve', () => {
+  const venv = { command: '/ws/.venv/bin/segpilot', args: ['serve'], origin: 'workspace .venv' as const };
+  assert.deepEqual(fineTuneCommand(venv, '/ws'), ['/ws/.venv/bin/segpilot', 'finetune', '/ws']);
+  const python = { command: '/py', args: ['-m', 'segpilot', 'serve'], origin: 'pythonPath' as const };
+  assert.deepEqual(fineTuneCommand(python, '/ws', ['python3', 'fake repl.py']), [
+    '/py', '-m', 'segpilot', 'finetune', '/ws', '--repl-command', "python3 'fake repl.py'",
+  ]);
+  assert.equal(fineTuneCommand({ command: '/wrapper', args: [], origin: 'setting' }, '/ws'), undefined);
+  assert.equal(shellJoin(["it's", 'a b', 'plain-1.0']), `'it'\\''s' 'a b' plain-1.0`);
+});
+
+test('the project of a file is the nearest folder up with a Lake file or toolchain', () => {
+  const files = new Set(['/ws/proj/lakefile.toml', '/ws/lean-toolchain']);
+  const exists = (p: string) => files.has(p);
+  assert.equal(projectRootOf('/ws/proj/Sub/A.lean', exists), '/ws/proj');
+  assert.equal(projectRootOf('/ws/B.lean', exists), '/ws');
+  assert.equal(projectRootOf('/other/C.lean', exists), undefined);
+  assert.equal(projectRootOf('/ws/x/D.lean', () => false, ['/ws/x']), undefined);
 });

@@ -15,6 +15,7 @@ export const recorded = {
   extensions: new Map<string, unknown>(),
   folders: [] as string[],
   progress: [] as ShownProgress[],
+  terminals: [] as { name: string; cwd: string; shellPath: string; shellArgs: string[]; shown: boolean }[],
 };
 
 export function resetMock(): void {
@@ -30,6 +31,7 @@ export function resetMock(): void {
   recorded.extensions.clear();
   recorded.folders.length = 0;
   recorded.progress.length = 0;
+  recorded.terminals.length = 0;
 }
 
 export class Disposable {
@@ -150,6 +152,11 @@ export const window = {
     return thenable(undefined);
   },
   activeTextEditor: undefined as unknown,
+  createTerminal(options: { name: string; cwd: string; shellPath: string; shellArgs: string[] }) {
+    const made = { ...options, shown: false };
+    recorded.terminals.push(made);
+    return { show: () => (made.shown = true), dispose: () => undefined };
+  },
   onDidChangeTextEditorSelection(listener: Listener<unknown>): Disposable {
     recorded.selectionListeners.push(listener);
     return new Disposable(() => recorded.selectionListeners.splice(recorded.selectionListeners.indexOf(listener), 1));
