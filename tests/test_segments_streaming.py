@@ -144,3 +144,42 @@ def test_scattered_input_still_comes_out_as_before(tmp_path: Path, capsys) -> No
     capsys.readouterr()
     assert segpilot_main(["data", "segments", str(src), "--rule", "step", "-o", "-"]) == 0
     assert out.read_text() == capsys.readouterr().out
+
+
+def test_rows_are_written_exactly_as_json_dumps_writes_them(tmp_path: Path) -> None:
+    from segpilot.segments import build_segments
+
+    values = [('t"1\n', 7), (["a", 1], {"k": None}), (True, 1.5), ("ℕ ⊢ ✝", "😀")]
+    lines = []
+    for i, (a, b) in enumerate(values):
+        for s in range(3):
+            goals = ['x : ℕ\n⊢ "q"\\ ' + str(s)]
+            after = goals if s < 2 else []
+            lines.append(
+                json.dumps(
+                    {
+                        "a": a,
+                        "b": b,
+                        "tactic": f"simp [h{i}]\n  <;> rfl",
+                        "goals_before": goals,
+                        "goals_after": after,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+    src, out = tmp_path / "s.jsonl", tmp_path / "o.jsonl"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert (
+        segpilot_main(
+            ["data", "segments", str(src), "--rule", "step", "--group-by", "a,b", "-o", str(out)]
+        )
+        == 0
+    )
+    expected = []
+    for item in read_trajectories(lines, ["a", "b"]):
+        fields = {"a": item.key[0], "b": item.key[1]}
+        expected += [
+            json.dumps(fields | s.as_dict(), ensure_ascii=False)
+            for s in build_segments(item.steps, "step")
+        ]
+    assert out.read_text(encoding="utf-8").splitlines() == expected

@@ -304,7 +304,9 @@ def _cut(args: argparse.Namespace, group_by: list[str], streaming: bool) -> tupl
 
     bad: list[BadRow] = []
     n_steps = n_trajectories = n_segments = 0
-    dumps = json.dumps
+    # One encoder for the whole run (json.dumps with ensure_ascii=False builds one per
+    # call); a row is the group-by fields, encoded once per trajectory, then the segment's.
+    encode = json.JSONEncoder(ensure_ascii=False).encode
     with textfiles.open_lines(args.input) as lines:
         _check_paths(lines, args.output, args.bad_rows)
         checked = _LoneSurrogates(_progress(lines, lines.size))
@@ -316,11 +318,15 @@ def _cut(args: argparse.Namespace, group_by: list[str], streaming: bool) -> tupl
                         raise SegpilotError(str(item), fix="without --strict, bad rows are skipped")
                     bad.append(item)
                     continue
-                fields = dict(zip(group_by, item.key, strict=True))
+                head = encode(dict(zip(group_by, item.key, strict=True)))[:-1]
                 segments = build_segments(item.steps, args.rule, args.max_tactics)
                 out.write(
                     "".join(
-                        dumps(fields | s.as_dict(), ensure_ascii=False) + "\n" for s in segments
+                        f'{head}, "start": {s.start}, "end": {s.end}, "n_goals_before": '
+                        f'{s.n_goals_before}, "n_goals_after": {s.n_goals_after}, "tactics": '
+                        f'{encode(list(s.tactics))}, "state": {encode(s.state)}, "target": '
+                        f"{encode(s.target)}}}\n"
+                        for s in segments
                     )
                 )
                 n_steps += len(item.steps)
