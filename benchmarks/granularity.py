@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -177,7 +178,8 @@ def main() -> int:
             f"{len(held)} trajectories held back (seed {args.seed}). One LoRA adapter per rule "
             f"on the same training trajectories, {args.epochs} epochs each, default [training] "
             "settings otherwise; validation loss on the held-back trajectories cut by the same "
-            f"rule. {machine()}; the machine was shared, so seconds are noisy.",
+            f"rule. {machine()}; load average {os.getloadavg()[0]:.1f} at the end (the "
+            "machine was shared, so seconds are noisy).",
             table(
                 [
                     "rule",

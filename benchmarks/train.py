@@ -183,7 +183,8 @@ def main() -> int:
             f"each on average ({real_per_epoch:,} real tokens per epoch), cycled from the 142 "
             "real (goal, tactic) pairs of the shipped trajectories. Both loops ran in "
             f"{args.rounds} alternating blocks of about {args.block_tokens:,} real tokens in "
-            f"the same process; {machine()}.",
+            f"the same process; {machine()}; load average {os.getloadavg()[0]:.1f} at the end "
+            "(other programs' share of the 2 cores).",
             table(
                 [
                     "loop",
