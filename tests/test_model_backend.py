@@ -409,3 +409,29 @@ def test_prefixes_start_their_sequences_and_are_scored_by_the_model(backend):
 def test_more_prefixes_than_sequences_is_an_error(backend):
     with pytest.raises(SegpilotError, match="3 prefixes for 2 sequences"):
         backend.generate("x", 2, max_tokens=2, prefixes=("simp", "rfl", "exact"))
+
+
+def test_closing_from_two_threads_at_once_frees_everything_once() -> None:
+    """Two closes racing (the sidecar's shutdown and a reload, say) both pass the check on
+    their own thread; only one may free. In a subprocess, so a double free shows as this
+    test's failure, not as the test run's crash."""
+    script = """
+import threading
+from segpilot.model.backend import LlamaBackend
+from segpilot.model.settings import ModelSettings
+for _ in range(5):
+    backend = LlamaBackend(ModelSettings(max_tokens=4))
+    backend.generate("x", 1)
+    start = threading.Barrier(3)
+    closers = [threading.Thread(target=lambda: (start.wait(), backend.close())) for _ in range(3)]
+    for t in closers:
+        t.start()
+    for t in closers:
+        t.join()
+    backend.close()
+print("closed")
+"""
+    done = subprocess.run(
+        [PYTHON, "-c", script], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "closed", done.stderr[-2000:]

@@ -198,11 +198,14 @@ class LlamaBackend:
         )
 
     def close(self) -> None:
-        """Free the model, context and adapter (idempotent)."""
+        """Free the model, context and adapter (idempotent, and safe when several threads
+        close at once: the check is made again on the llama thread, where they queue)."""
         if self._ctx is not None:
             on_llama_thread(self._free)
 
     def _free(self) -> None:
+        if self._ctx is None:
+            return  # another close, queued before this one, freed everything
         for sampler in self._grammars.values():
             L.llama_sampler_free(sampler)
         self._grammars.clear()
@@ -211,7 +214,7 @@ class LlamaBackend:
         if self._adapter:
             L.llama_adapter_lora_free(self._adapter)
         L.llama_model_free(self._model)
-        self._ctx = self._model = self._adapter = None
+        self._ctx = self._model = self._adapter = self._batch = None
 
     def __enter__(self) -> LlamaBackend:
         return self
