@@ -73,6 +73,9 @@ class Scripted:
             tokens=sum(len(b.split()) for b, _ in blocks),
         )
 
+    def forget(self) -> None:
+        self.forgotten = getattr(self, "forgotten", 0) + 1
+
     def close(self) -> None:
         pass
 
@@ -370,3 +373,30 @@ def test_a_search_that_runs_dry_is_reported_as_failed(tmp_path: Path, lean_file:
     dead_end = {GOAL: [("exact hp", -0.5), ("frobnicate", -1.0)]}
     _, (result,) = prove_file(lean_file, settings_for(graph_for(tmp_path)), Scripted(dead_end))
     assert (result.status, result.message) == ("failed", "no proof found (exhausted)")
+
+
+def test_a_job_costs_the_same_whatever_the_worker_ran_before(
+    tmp_path: Path, lean_file: Path
+) -> None:
+    # Two configurations of a bench run, say, on one worker: the second must not be
+    # credited with Lean results or proposals the first paid for.
+    settings = settings_for(graph_for(tmp_path))
+    (target,) = proving.find_targets([lean_file], project=tmp_path)
+    (job,) = proving.jobs_for([target], settings)
+    policy = Scripted(THREE_STEPS)
+    runner = JobRunner(policy_factory=lambda *a, **k: policy)
+    try:
+        first, second = runner.run(job), runner.run(job)
+    finally:
+        runner.close()
+    assert first is not None and second is not None
+    assert (
+        (second.lean_calls, second.tokens, second.expansions)
+        == (
+            first.lean_calls,
+            first.tokens,
+            first.expansions,
+        )
+        == (5, 9, 3)
+    )
+    assert policy.forgotten == 2

@@ -217,7 +217,7 @@ class JobRunner:
         start = time.monotonic()
         try:
             settings = load_settings({}, job.settings, environ={})
-            metered = _Metered(self.policy_for(settings.model))
+            policy = self.policy_for(settings.model)
             project = self.projects.at_root(Path(job.project))
             checker = project.get_checker(settings.lean)
             if checker is None:
@@ -225,6 +225,12 @@ class JobRunner:
                     f"no Lean REPL in {job.project} (`{' '.join(settings.lean.repl_command)}`)",
                     fix="see `segpilot doctor`",
                 )
+            # A job starts from nothing remembered but the loaded model and the elaborated
+            # environments: its cost must not depend on the jobs this worker ran before
+            # (bench compares configurations by it, and executors spread jobs differently).
+            policy.forget()
+            checker.forget_results()
+            metered = _Metered(policy)
             filled = fill(
                 metered,
                 checker,

@@ -332,6 +332,10 @@ class Policy:
     def set_adapter(self, path: str | None, scale: float = 1.0) -> None:
         """Swap the LoRA adapter without reloading the model; cached proposals are dropped."""
         self.backend.set_adapter(path, scale)
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop the cached proposals."""
         with self._cache_lock:
             self._cache.clear()
 

@@ -375,6 +375,12 @@ class LeanChecker:
             return USES_SORRY
         return ""
 
+    def forget_results(self) -> None:
+        """Drop the proof states and outcomes learnt so far (the environments stay)."""
+        with self._lock:
+            self._states.clear()
+            self._outcomes.clear()
+
     def stats(self) -> dict[str, int]:
         """Sizes of the caches, and the REPL requests made by kind."""
         with self._lock:
