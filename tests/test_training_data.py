@@ -128,3 +128,16 @@ def test_prompt_is_the_inference_presets_and_the_target_ends_the_block() -> None
     assert target == "exact hp" + end_of_block(preset) == "exact hp\n\n"
     assert get_preset("step").stop == ("\n",)
     assert end_of_block(get_preset("step")) == "\n"
+
+
+def test_rows_of_a_jsonl_file_skip_blank_lines_and_name_the_bad_one(tmp_path: Path) -> None:
+    from segpilot.errors import SegpilotError
+    from segpilot.training.examples import object_rows
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": 1}\n\n{"b": 2}\n', encoding="utf-8")
+    assert [(n, row) for n, _, row in object_rows(path)] == [(1, {"a": 1}), (3, {"b": 2})]
+    for bad, why in (("[1]\n", "not a JSON object"), ("{oops\n", "not JSON")):
+        path.write_text('{"a": 1}\n' + bad, encoding="utf-8")
+        with pytest.raises(SegpilotError, match=f"rows.jsonl:2: {why}"):
+            list(object_rows(path))

@@ -59,11 +59,9 @@ def group_key(row: dict[str, Any], fields: Sequence[str]) -> str:
     return json.dumps([row.get(f) for f in fields], ensure_ascii=False, sort_keys=True)
 
 
-def read_rows(path: Path, group_by: Sequence[str] = ("file", "theorem")) -> list[Row]:
-    """The segments of a file `segpilot data segments` wrote (`state` and `target` per row).
-
-    Rows without them are an error naming the line: a steps file must be cut first."""
-    rows: list[Row] = []
+def object_rows(path: Path) -> Iterator[tuple[int, bytes | str, dict[str, Any]]]:
+    """(line number, raw line, object) for each non-blank line of a JSON Lines file; a line
+    that is not a JSON object is an error naming it."""
     with open_lines(path) as lines:
         for number, raw in enumerate(lines, 1):
             if not raw.strip():
@@ -74,14 +72,23 @@ def read_rows(path: Path, group_by: Sequence[str] = ("file", "theorem")) -> list
                 raise SegpilotError(f"{path}:{number}: not JSON") from None
             if not isinstance(row, dict):
                 raise SegpilotError(f"{path}:{number}: not a JSON object")
-            state, target = row.get("state"), row.get("target")
-            if not isinstance(state, str) or not isinstance(target, str) or not target.strip():
-                raise SegpilotError(
-                    f"{path}:{number}: no `state` and `target` (is this a segments file?)",
-                    fix="cut trajectories first: segpilot data segments STEPS.jsonl --rule "
-                    "change -o segments.jsonl",
-                )
-            rows.append(Row(state, target, group_key(row, group_by), number))
+            yield number, raw, row
+
+
+def read_rows(path: Path, group_by: Sequence[str] = ("file", "theorem")) -> list[Row]:
+    """The segments of a file `segpilot data segments` wrote (`state` and `target` per row).
+
+    Rows without them are an error naming the line: a steps file must be cut first."""
+    rows: list[Row] = []
+    for number, _, row in object_rows(path):
+        state, target = row.get("state"), row.get("target")
+        if not isinstance(state, str) or not isinstance(target, str) or not target.strip():
+            raise SegpilotError(
+                f"{path}:{number}: no `state` and `target` (is this a segments file?)",
+                fix="cut trajectories first: segpilot data segments STEPS.jsonl --rule "
+                "change -o segments.jsonl",
+            )
+        rows.append(Row(state, target, group_key(row, group_by), number))
     return rows
 
 

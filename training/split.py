@@ -4,15 +4,12 @@ is read twice (once for the declarations, once to write), never held in memory."
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from segpilot.errors import SegpilotError
-from segpilot.textfiles import open_lines, open_output
-from segpilot.training.examples import group_key, split_groups
+from segpilot.textfiles import open_output
+from segpilot.training.examples import group_key, object_rows, split_groups
 
 
 @dataclass(frozen=True)
@@ -23,20 +20,6 @@ class SplitReport:
     valid_groups: int
 
 
-def _rows(path: Path) -> Iterator[tuple[int, bytes | str, dict[str, Any]]]:
-    with open_lines(path) as lines:
-        for number, raw in enumerate(lines, 1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except ValueError:
-                raise SegpilotError(f"{path}:{number}: not JSON") from None
-            if not isinstance(row, dict):
-                raise SegpilotError(f"{path}:{number}: not a JSON object")
-            yield number, raw, row
-
-
 def split_file(
     source: Path, train: Path, valid: Path, *, share: float, seed: int, by: tuple[str, ...]
 ) -> SplitReport:
@@ -45,7 +28,7 @@ def split_file(
     if not 0 < share < 1:
         raise SegpilotError(f"--valid-share must be between 0 and 1, not {share}")
     groups: set[str] = set()
-    for number, _, row in _rows(source):
+    for number, _, row in object_rows(source):
         missing = [f for f in by if f not in row]
         if missing:
             raise SegpilotError(
@@ -60,7 +43,7 @@ def split_file(
     held = split_groups(groups, share, seed)
     counts = [0, 0]
     with open_output(train) as t_out, open_output(valid) as v_out:
-        for _, raw, row in _rows(source):
+        for _, raw, row in object_rows(source):
             side = group_key(row, by) in held
             line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
             (v_out if side else t_out).write(line.rstrip("\r\n") + "\n")

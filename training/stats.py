@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from segpilot.errors import SegpilotError
-from segpilot.textfiles import open_lines
+from segpilot.training.examples import object_rows
 
 
 @dataclass
@@ -60,33 +60,24 @@ def _count(row: dict[str, Any], side: str) -> int | None:
 
 def read_stats(path: Path, by: tuple[str, ...] = ("file", "theorem")) -> Stats:
     stats = Stats()
-    with open_lines(path) as lines:
-        for number, raw in enumerate(lines, 1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except ValueError:
-                raise SegpilotError(f"{path}:{number}: not JSON") from None
-            if not isinstance(row, dict):
-                raise SegpilotError(f"{path}:{number}: not a JSON object")
-            if isinstance(row.get("tactics"), list):
-                kind, n, target = "segments", len(row["tactics"]), row.get("target", "")
-            elif isinstance(row.get("tactic"), str):
-                kind, n, target = "steps", 1, row["tactic"]
-            else:
-                raise SegpilotError(f"{path}:{number}: neither a segment nor a step row")
-            if stats.kind and kind != stats.kind:
-                raise SegpilotError(f"{path}:{number}: a {kind[:-1]} row among {stats.kind}")
-            stats.kind = kind
-            stats.rows += 1
-            stats.lengths[n] += 1
-            stats.target_chars.append(len(target) if isinstance(target, str) else 0)
-            before, after = _count(row, "before"), _count(row, "after")
-            if before is not None and after is not None:
-                stats.moves[after - before] += 1
-                stats.closes += after == 0
-            stats.groups.add(json.dumps([row.get(f) for f in by]))
+    for number, _, row in object_rows(path):
+        if isinstance(row.get("tactics"), list):
+            kind, n, target = "segments", len(row["tactics"]), row.get("target", "")
+        elif isinstance(row.get("tactic"), str):
+            kind, n, target = "steps", 1, row["tactic"]
+        else:
+            raise SegpilotError(f"{path}:{number}: neither a segment nor a step row")
+        if stats.kind and kind != stats.kind:
+            raise SegpilotError(f"{path}:{number}: a {kind[:-1]} row among {stats.kind}")
+        stats.kind = kind
+        stats.rows += 1
+        stats.lengths[n] += 1
+        stats.target_chars.append(len(target) if isinstance(target, str) else 0)
+        before, after = _count(row, "before"), _count(row, "after")
+        if before is not None and after is not None:
+            stats.moves[after - before] += 1
+            stats.closes += after == 0
+        stats.groups.add(json.dumps([row.get(f) for f in by]))
     if not stats.rows:
         raise SegpilotError(f"{path}: no rows")
     return stats
