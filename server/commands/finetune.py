@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from segpilot.commands.common import add_lean_flags
-from segpilot.commands.train import add_training_flags, training_overrides
-from segpilot.engine.settings import load_settings
-from segpilot.errors import SegpilotError
+from segpilot.commands.train import add_training_flags, project_run
 
 DESCRIPTION = """\
 Fine-tune the model on your own proofs, end to end: trace the project with the Lean REPL
@@ -59,18 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from segpilot.training.finetune import finetune
-    from segpilot.training.trace import require_project
 
-    project = require_project(args.project).resolve()
-    if args.workers < 1:
-        raise SegpilotError(f"--workers must be at least 1, not {args.workers}")
-    settings = load_settings(
-        overrides={
-            "training": training_overrides(args),
-            "lean": {"repl_command": args.repl_command, "check": args.check},
-        }
-    )
-    workdir = args.workdir or project / ".segpilot" / "finetune"
+    project, settings, workdir = project_run(args)
     report = finetune(
         project,
         workdir,

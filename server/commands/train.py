@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from segpilot import config
-from segpilot.engine.settings import TrainingSettings, load_settings
+from segpilot.engine.settings import Settings, TrainingSettings, load_settings
 from segpilot.errors import SegpilotError
 
 DESCRIPTION = """\
@@ -62,6 +62,23 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
 
 def training_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name, None) for name, _, _ in FLAGS.values()}
+
+
+def project_run(args: argparse.Namespace) -> tuple[Path, Settings, Path]:
+    """What finetune and watch start from: the Lean project (checked), the settings from
+    the [training] and Lean flags, and the work folder (default PROJECT/.segpilot/finetune)."""
+    from segpilot.training.trace import require_project
+
+    project = require_project(args.project).resolve()
+    if args.workers < 1:
+        raise SegpilotError(f"--workers must be at least 1, not {args.workers}")
+    settings = load_settings(
+        overrides={
+            "training": training_overrides(args),
+            "lean": {"repl_command": args.repl_command, "check": args.check},
+        }
+    )
+    return project, settings, args.workdir or project / ".segpilot" / "finetune"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
