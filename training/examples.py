@@ -21,7 +21,7 @@ from typing import Any
 
 from segpilot.errors import SegpilotError
 from segpilot.model.examples import ExampleBank
-from segpilot.model.generation import prompt_parts
+from segpilot.model.generation import cut_at_specials, prompt_parts
 from segpilot.model.presets import Preset
 from segpilot.textfiles import open_lines
 
@@ -146,22 +146,8 @@ class Tokenizer:
         return ids
 
     def _cut(self, text: str) -> list[str | int]:
-        pieces: list[str | int] = [text]
-        for special in self._specials:
-            if special not in text:
-                continue
-            token = self.hf.convert_tokens_to_ids(special)
-            cut: list[str | int] = []
-            for piece in pieces:
-                if isinstance(piece, int):
-                    cut.append(piece)
-                    continue
-                first, *rest = piece.split(special)
-                cut.append(first)
-                for after in rest:
-                    cut += [token, after]
-            pieces = cut
-        return [p for p in pieces if p != ""]
+        found = ((s, int(self.hf.convert_tokens_to_ids(s))) for s in self._specials if s in text)
+        return cut_at_specials(text, found)
 
 
 def tokenize_rows(

@@ -51,7 +51,13 @@ import numpy as np
 
 from segpilot.errors import SegpilotError
 from segpilot.lru import Lru
-from segpilot.model.generation import Generation, Sample, encode_utf8, prompt_parts
+from segpilot.model.generation import (
+    Generation,
+    Sample,
+    cut_at_specials,
+    encode_utf8,
+    prompt_parts,
+)
 from segpilot.model.gguf import GgufError, check_adapter_file, check_model_file
 from segpilot.model.locate import resolve_model_path
 from segpilot.model.sampling import sample_rows
@@ -318,21 +324,7 @@ class LlamaBackend:
     def _cut_specials(self, text: str) -> list[str | int]:
         """Template text with its special-token texts replaced by their ids, longest first
         (the order llama.cpp matches them in)."""
-        pieces: list[str | int] = [text]
-        for special, token, _ in self._specials:
-            if special not in text:
-                continue
-            cut: list[str | int] = []
-            for piece in pieces:
-                if isinstance(piece, int):
-                    cut.append(piece)
-                    continue
-                first, *rest = piece.split(special)
-                cut.append(first)
-                for after in rest:
-                    cut += [token, after]
-            pieces = cut
-        return [piece for piece in pieces if piece != ""]
+        return cut_at_specials(text, ((special, token) for special, token, _ in self._specials))
 
     def _attr(self, piece: str | int) -> int:
         return 0 if isinstance(piece, str) else L.llama_vocab_get_attr(self._vocab, piece)

@@ -142,3 +142,23 @@ def tactic_grammar(tactics: Iterable[str]) -> str:
         alternatives = " | ".join(_gbnf_literal(h) for h in headers)
         rules.append(f'header ::= ({alternatives}) ([ \\t] [^\\n=]*)? ("=>" [ \\t]* body?)?')
     return "\n".join(rules) + "\n"
+
+
+def cut_at_specials(text: str, specials: Iterable[tuple[str, int]]) -> list[str | int]:
+    """`text` with each special-token text replaced by its id, in the order `specials` gives
+    (longest first, as llama.cpp matches them), the literal runs between them kept as text."""
+    pieces: list[str | int] = [text]
+    for special, token in specials:
+        if special not in text:
+            continue
+        cut: list[str | int] = []
+        for piece in pieces:
+            if isinstance(piece, int):
+                cut.append(piece)
+                continue
+            first, *rest = piece.split(special)
+            cut.append(first)
+            for after in rest:
+                cut += [token, after]
+        pieces = cut
+    return [piece for piece in pieces if piece != ""]
