@@ -1143,6 +1143,8 @@ class Printer:
                     raise Unmodelled("printing a binder as an argument")
                 parts.append(self.pp(a, MAX, False))
             return " ".join(parts), MAX, False
+        if isinstance(e, Bind) and _is_arrow(e):  # `→` is infixr 25, not a binder notation
+            return f"{self.pp(e.dom, 26, False)} → {self.pp(e.body, 25, last)}", 25, False
         if isinstance(e, Bind):
             return self.binder(e, last), 0, True
         raise Unmodelled("printing this term")
@@ -1161,8 +1163,6 @@ class Printer:
             self.names = saved
 
     def _binder(self, e: Bind, last: bool) -> str:
-        if e.kind == "pi" and not e.implicit and not mentions(e.body, e.uid):
-            return f"{self.pp(e.dom, 26, False)} → {self.pp(e.body, 25, last)}"
         if e.kind == "ex":
             names = [self.bind_name(e)]
             body = e.body
@@ -1189,6 +1189,11 @@ class Printer:
             groups.append(("{%s : %s}" if implicit else "(%s : %s)") % (" ".join(names), dom))
             b = body
         return f"∀ {' '.join(groups)}, {self.pp(b, 0, True)}"
+
+
+def _is_arrow(e: Bind) -> bool:
+    """A non-dependent explicit `∀`, which Lean prints as `a → b`."""
+    return e.kind == "pi" and not e.implicit and not mentions(e.body, e.uid)
 
 
 def print_goal(goal: Goal) -> str:
