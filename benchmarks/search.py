@@ -1,14 +1,16 @@
 """Proof search by configuration, and the executors' cost, in one run.
 
 1. The five policy configurations of `segpilot bench` (step, step+rollout, segment,
-   segment+rollout, whole-proof) on the easy core-Lean theorems of
-   `tests/fixtures/easy_core` (real TPiL statements whose proofs branch: ∧, ∨, ↔ split the
-   goal), with the same budget: solved, Lean calls, tokens and expansions per solved
-   theorem. No Lean toolchain is needed: Lean is the fake REPL's core-logic elaborator
-   (`tests/fakes/fake_repl.py --elaborate`), which answers as Lean does inside its fragment
-   and refuses what it does not model, so a tactic outside the fragment counts as an error
-   (real Lean would accept some of them). The target: rollout at most 0.8x the Lean calls
-   per solved theorem, solving at least as many.
+   segment+rollout, whole-proof) on a suite, with the same budget: solved, Lean calls,
+   tokens and expansions per solved theorem. `--suite deep` (the default):
+   `tests/fixtures/deep_core`, 25 propositional theorems whose proofs take 2-9 tactics and
+   branch (∧, ∨, ↔ split the goal, so the open-goal count rises and falls several times);
+   `--suite easy`: `tests/fixtures/easy_core`, the 25 real TPiL statements, most of which
+   close in one or two blocks. No Lean toolchain is needed: Lean is the fake REPL's
+   core-logic elaborator (`tests/fakes/fake_repl.py --elaborate`), which answers as Lean
+   does inside its fragment and refuses what it does not model, so a tactic outside the
+   fragment counts as an error (real Lean would accept some of them). The target: rollout
+   at most 0.8x the Lean calls per solved theorem, solving at least as many.
 2. Scaling: the same jobs on the `processes` executor with 1 and with 2 workers (wall time).
 3. Ray: the overhead per job against in-process, on jobs that need one model call and one
    Lean check each (`example : True := by sorry`), Ray started on loopback in this process
@@ -16,8 +18,10 @@
 
 Every configuration runs `--repeat` times (seeds seed..seed+R-1); medians over repeats.
 
-    .venv/bin/python benchmarks/search.py [--limit 25] [--repeat 1] [--expansions 8] [-k 4]
-        [--skip-scaling] [--skip-ray] [--no-write]
+    .venv/bin/python benchmarks/search.py [--suite deep|easy] [--limit 25] [--repeat 1]
+        [--expansions 8] [-k 4] [--skip-scaling] [--skip-ray] [--no-write]
+
+The deep suite writes the section "search" of BENCHMARKS.md, the easy one "search-easy".
 """
 
 from __future__ import annotations
@@ -42,7 +46,22 @@ from segpilot.engine.executors import LocalExecutor, ProcessExecutor, RayExecuto
 from segpilot.engine.jobs import JobResult, ProofJob  # noqa: E402
 from segpilot.engine.settings import Settings, load_settings  # noqa: E402
 
-SUITE = ROOT / "tests" / "fixtures" / "easy_core" / "easy_core.jsonl"
+FIXTURES = ROOT / "tests" / "fixtures"
+SUITES = {
+    "deep": (
+        FIXTURES / "deep_core" / "deep_core.jsonl",
+        "deep core-logic theorems (`tests/fixtures/deep_core`: propositional statements whose "
+        "proofs take 2-9 tactics and split into several goals with ∧ ∨ ↔, so the open-goal "
+        "count rises and falls several times)",
+        "search",
+    ),
+    "easy": (
+        FIXTURES / "easy_core" / "easy_core.jsonl",
+        "easy core-Lean theorems (`tests/fixtures/easy_core`: real TPiL statements, "
+        "∧ ∨ ↔ → ∃ ¬, most of which close in one or two blocks)",
+        "search-easy",
+    ),
+}
 FAKE = ROOT / "tests" / "fakes" / "fake_repl.py"
 HEADER = [
     "configuration",
@@ -88,6 +107,7 @@ def per_solved(results: list[JobResult], field: str) -> float | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", choices=sorted(SUITES), default="deep")
     parser.add_argument("--limit", type=int, default=25, help="theorems (default all 25)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per configuration")
     parser.add_argument("--expansions", type=int, default=8)
@@ -100,7 +120,8 @@ def main() -> int:
 
     folder = Path(tempfile.mkdtemp(prefix="segpilot-bench-search-"))
     base = settings(folder, args.expansions, args.k)
-    theorems = bench.read_suite(SUITE, args.limit)
+    suite, described, section = SUITES[args.suite]
+    theorems = bench.read_suite(suite, args.limit)
     configs = [bench.parse_config(c) for c in bench.DEFAULT_CONFIGS]
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
@@ -196,9 +217,8 @@ def main() -> int:
 
     body = f"""## Proof search by configuration (`benchmarks/search.py`)
 
-{len(theorems)} easy core-Lean theorems (`tests/fixtures/easy_core`: real TPiL statements,
-∧ ∨ ↔ → ∃ ¬, proofs that split into several goals), each searched once per configuration
-and run with the same budget: {args.expansions} expansions, k = {args.k}, no wall-clock
+{len(theorems)} {described}, each searched once per configuration and run with the same
+budget: {args.expansions} expansions, k = {args.k}, no wall-clock
 limit; the default model; Lean = the fake REPL's core-logic elaborator, which answers as Lean
 does inside its fragment and counts every tactic outside it as an error, so solved counts are
 lower bounds of what real Lean would give. {args.repeat} run(s) from seed {args.seed}; medians
@@ -216,12 +236,12 @@ higher solved count):
 
 {ray_text}
 
-Run: `.venv/bin/python benchmarks/search.py --limit {args.limit} --repeat {args.repeat}
---expansions {args.expansions} -k {args.k}`
+Run: `.venv/bin/python benchmarks/search.py --suite {args.suite} --limit {args.limit}
+--repeat {args.repeat} --expansions {args.expansions} -k {args.k}`
 """
     print(body)
     if not args.no_write:
-        write_section("search", body)
+        write_section(section, body)
     return 0
 
 

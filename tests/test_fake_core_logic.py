@@ -20,6 +20,7 @@ from segpilot.search.check import LeanChecker, ProofContext
 
 TRAJECTORIES = FIXTURES / "trajectories"
 EASY = FIXTURES / "easy_core" / "easy_core.jsonl"
+DEEP = FIXTURES / "deep_core" / "deep_core.jsonl"
 OWN = core_logic.OWN
 
 
@@ -212,6 +213,29 @@ def test_every_easy_theorem_is_in_the_fragment_and_real_proofs_are_accepted() ->
             accepted += 1
     print(f"\ncore_logic: {accepted} of {len(rows)} easy theorems' real proofs fully modelled")
     assert accepted >= 6
+
+
+def test_every_deep_theorem_is_in_the_fragment_and_its_reference_proof_is_accepted() -> None:
+    rows = _rows(DEEP)
+    assert len(rows) == 25 and len({r["name"] for r in rows}) == 25
+    for row in rows:
+        assert core_logic.parse_declaration(row["statement"] + " := by sorry"), row["name"]
+        assert _proof_reply(row) == {"env": 0}, row["name"]
+        # A proof of several tactics that splits the goal: somewhere for a rollout to go.
+        assert row["proof"].count("\n") >= 2, row["name"]
+
+
+def test_an_arrow_inside_a_connective_keeps_its_parentheses() -> None:
+    """`→` is Lean's `arrow` trailing parser at precedence 25 (`Parser/Term.lean`), not a
+    binder notation: as an operand of `∧` (35) it is parenthesised on either side."""
+    decl = core_logic.parse_declaration(
+        "theorem t (p q r : Prop) : (p → q ∧ r) → (p → q) ∧ (p → r) := by sorry"
+    )
+    assert decl is not None
+    assert decl.goal == "p q r : Prop\n⊢ (p → q ∧ r) → (p → q) ∧ (p → r)"
+    after = core_logic.run_tactic([decl.goal], "intro h")
+    assert after is not None
+    assert after.goals == ["p q r : Prop\nh : p → q ∧ r\n⊢ (p → q) ∧ (p → r)"]
 
 
 def test_real_proofs_of_the_whole_benchmark_are_never_rejected(shared_data: Path) -> None:
