@@ -107,6 +107,7 @@ def run_checks(
         check_default_model(),
         check_llama_cpp(),
         check_torch(),
+        check_training_libraries(),
         check_node(path),
     ]
 
@@ -551,6 +552,20 @@ def check_torch(module: str = "torch") -> Check:
     version = str(getattr(lib, "__version__", ""))
     detail = f"{version or 'version unknown'}, {_torch_device(lib)}"
     return Check("torch", "ok", detail, group="training", version=version)
+
+
+TRAINING_LIBRARIES = ("transformers", "peft", "accelerate", "gguf")
+
+
+def check_training_libraries(distributions: Sequence[str] = TRAINING_LIBRARIES) -> Check:
+    """The libraries fine-tuning needs besides torch: training, multi-GPU runs, export."""
+    fix = "pip install 'segpilot[training]' (only fine-tuning needs them)"
+    absent = [name for name in distributions if not _distribution_installed(name)]
+    if absent:
+        detail = "not installed: " + ", ".join(absent) + " (fine-tuning only)"
+        return Check("training", "missing", detail, fix, "training")
+    versions = ", ".join(f"{n} {importlib.metadata.version(n)}" for n in distributions)
+    return Check("training", "ok", versions, group="training")
 
 
 def _torch_device(torch: Any) -> str:

@@ -345,6 +345,16 @@ def test_absent_and_broken_libraries_are_told_apart(tmp_path, monkeypatch):
     assert environment.check_torch("segpilot_no_such_library").status == "missing"
 
 
+def test_training_libraries_are_checked_by_distribution() -> None:
+    present = environment.check_training_libraries(("pytest",))
+    assert (present.status, present.group) == ("ok", "training")
+    assert present.detail == f"pytest {pytest.__version__}"
+    absent = environment.check_training_libraries(("pytest", "segpilot-no-such-dist"))
+    assert (absent.status, absent.group) == ("missing", "training")
+    assert "segpilot-no-such-dist" in absent.detail and "pytest" not in absent.detail
+    assert "segpilot[training]" in absent.fix
+
+
 @pytest.mark.parametrize(
     ("output", "status", "note"),
     [
@@ -413,7 +423,8 @@ def test_doctor_json_reports_every_check(capsys, monkeypatch, lean_bin, tmp_path
     assert report["needed"] == ["core"]
     assert [c["name"] for c in report["checks"]] == [
         "python", "packages", "elan", "lean", "lake", "lean-toolchain",
-        "repl", "repl-version", "repl-command", "model", "llama-cpp-python", "torch", "node",
+        "repl", "repl-version", "repl-command", "model", "llama-cpp-python", "torch", "training",
+            "node",
     ]  # fmt: skip
     for name in ("elan", "lean", "lake", "lean-toolchain", "repl", "repl-version"):
         assert by_name[name]["status"] == "ok", by_name[name]
