@@ -129,7 +129,7 @@ def test_rollout_finds_a_proof_the_expansion_budget_alone_would_not(
         assert result.proof == ("exact hq", "have hp' := hp", "exact hp'")
 
 
-def test_rollout_takes_the_best_checked_step(checker: LeanChecker, root: LeanState) -> None:
+def test_rollout_takes_the_first_step_lean_accepts(checker: LeanChecker, root: LeanState) -> None:
     script = {
         TWO: [("exact hq", -1.0)],
         # The model's favourite fails in Lean, and `skip` changes nothing.
@@ -139,17 +139,40 @@ def test_rollout_takes_the_best_checked_step(checker: LeanChecker, root: LeanSta
     budget = SearchBudget(expansions=1)
     result = best_first(ScriptedPolicy(script), checker, two_goals(checker, root), budget)
     assert result.proof == ("exact hq", "have hp' := hp", "exact hp'")
+    assert result.lean_calls == 5  # 1 expansion + 3 on RIGHT + 1 on RIGHT_HAVE
 
 
-@pytest.mark.parametrize(("trigger", "proposed"), [("decrease", [GOAL]), ("change", [GOAL, TWO])])
-def test_change_trigger_also_rolls_out_when_goals_grow(
+def test_a_rollout_step_stops_checking_at_the_first_accepted_block(
+    checker: LeanChecker, root: LeanState
+) -> None:
+    """Greedy: the favourite that Lean accepts is played even when a later candidate would
+    close the goal; that candidate is checked only if the state is expanded."""
+    script = {
+        TWO: [("exact hq", -1.0)],
+        RIGHT: [("have hp' := hp", -0.1), ("exact hp", -0.2)],
+        RIGHT_HAVE: [("exact hp'", -1.0)],
+    }
+    policy = ScriptedPolicy(script)
+    budget = SearchBudget(expansions=1)
+    result = best_first(policy, checker, two_goals(checker, root), budget)
+    assert result.proof == ("exact hq", "have hp' := hp", "exact hp'")
+    assert result.lean_calls == 3  # `exact hp` on RIGHT was never checked
+    assert checker.cached(LeanState(0, (RIGHT,), root.env), "exact hp") is None
+
+
+@pytest.mark.parametrize(
+    ("trigger", "proposed"), [("decrease", [GOAL]), ("change", [GOAL, TWO, RIGHT])]
+)
+def test_change_trigger_rolls_out_when_goals_grow_and_goes_on_through_each_change(
     checker: LeanChecker, root: LeanState, trigger: str, proposed: list[str]
 ) -> None:
     policy = ScriptedPolicy({GOAL: [("constructor", -1.0)], TWO: [("exact hq", -1.0)]})
     budget = SearchBudget(expansions=1, trigger=trigger)  # type: ignore[arg-type]
     result = best_first(policy, checker, root, budget)
     assert result.reason == "budget: expansions"
-    assert policy.texts() == proposed  # the rollout stopped once the count changed again
+    # `change`: the rollout from TWO went on after `exact hq` (2 -> 1 goals, a change that
+    # meets the trigger) and asked at RIGHT, where the policy has nothing.
+    assert policy.texts() == proposed
 
 
 @pytest.mark.parametrize(

@@ -20,13 +20,13 @@ def test_environment_reaches_the_model_and_every_other_table():
     env = {
         "SEGPILOT_MODEL_K": "8",
         "SEGPILOT_LEAN_REPL_COMMAND": "lake env '.lake/my repl'",
-        "SEGPILOT_SEARCH_TRIGGER": "change",
+        "SEGPILOT_SEARCH_TRIGGER": "decrease",
         "SEGPILOT_LSP_MAX_ITEMS": "5",
     }
     settings = load_settings({}, environ=env)
     assert settings.model.k == 8
     assert settings.lean.repl_command == ["lake", "env", ".lake/my repl"]
-    assert settings.search.trigger == "change"
+    assert settings.search.trigger == "decrease"
     assert settings.lsp.max_items == 5
     assert settings.sources["model.k"] == "env SEGPILOT_MODEL_K"
     assert settings.sources["model.temperature"] == "default"

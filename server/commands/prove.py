@@ -31,7 +31,7 @@ from segpilot.textfiles import open_output, printable
 DESCRIPTION = """\
 Fill the sorries of Lean files by proof search: every `sorry` that stands as a whole tactic
 is searched (best-first over proof states, k candidates per expansion, goal-aware rollout
-when the goals shrink) within the budget, each proof found is checked once more in command
+when the goal count moves) within the budget, each proof found is checked once more in command
 mode, and the proofs are written back: only the sorry spans change, atomically, with a
 backup (FILE.bak), and not at all when the file changed since it was read. Needs Lean (the
 REPL in the file's Lake project)."""

@@ -60,7 +60,7 @@ def add_search_flags(parser: argparse.ArgumentParser, *, presets: bool = True) -
         dest="search_rollout",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="goal-aware rollout: follow the best block when the goals shrink (default on)",
+        help="goal-aware rollout: follow the best block when the goal count moves (default on)",
     )
     group.add_argument(
         "--trigger",

@@ -48,7 +48,7 @@ class LspSettings:
     )
     prefetch: bool = field(
         default=True,
-        metadata=_help("prepare the next suggestion in the background when the goals shrink"),
+        metadata=_help("prepare the next suggestion in the background when the goal count moves"),
     )
     request_budget_s: float = field(
         default=8.0, metadata=_help("seconds the model may spend on one request", min=0.05)

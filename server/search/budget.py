@@ -30,14 +30,14 @@ class SearchBudget:
     )
     rollout: bool = field(
         default=True,
-        metadata={"help": "goal-aware rollout: follow the best block when the goals shrink"},
+        metadata={"help": "goal-aware rollout: follow the best block when the goal count moves"},
     )
     rollout_depth: int = field(
         default=4,
         metadata={"help": "moves one rollout (or one editor prefetch) may make (H)", "min": 1},
     )
     trigger: Trigger = field(
-        default="decrease",
+        default="change",
         metadata={
             "help": "goal-count move that starts a rollout or a prefetch: decrease or change"
         },

@@ -6,8 +6,11 @@ that closes every goal ends the search. States are deduplicated by goal text, an
 (state, block) result already known to the checker costs no Lean call.
 
 Goal-aware rollout (`segpilot.search.rollout`): when a child's goal count moves the way
-the trigger asks, the search continues greedily from it at once; every state the rollout
-reaches joins the queue with its cumulative score. Rollout steps are not expansions.
+the trigger asks, the search continues greedily from it at once (each move: the policy's
+favourite block that Lean accepts). A rollout move that moves the count the way the trigger
+asks is such a transition itself, so the rollout goes on from it, within the same H moves.
+Every state the rollout reaches joins the queue with its cumulative score. Rollout steps
+are not expansions.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from segpilot.lean.goals import GoalParseError
 from segpilot.model.candidates import Candidate
 from segpilot.search.budget import SearchBudget
 from segpilot.search.check import LeanChecker, LeanState, Outcome
-from segpilot.search.ranking import Checked, rank_checked
+from segpilot.search.ranking import Checked, accepted
 from segpilot.search.rollout import closed, rollout, triggers
 
 
@@ -164,7 +167,7 @@ class _Search:
     def expand(self, node: _Node) -> tuple[str, ...] | None:
         for candidate in self.propose(node.state):
             outcome = self.outcome(node.state, candidate.text)
-            if outcome is None or outcome.kind in ("error", "no-progress"):
+            if outcome is None or not accepted(outcome):
                 continue
             path = (*node.path, candidate.text)
             if outcome.kind == "closed":
@@ -188,21 +191,27 @@ class _Search:
             path, score = (*path, move.candidate.text), score + move.candidate.logprob
             return self.push(_Node(reached, path, score))
 
-        moves = rollout(node.state, self.best_step, self.budget.rollout_depth, visit=visit)
+        moves = rollout(
+            node.state,
+            self.greedy_step,
+            self.budget.rollout_depth,
+            visit=visit,
+            retrigger=self.budget.trigger,
+        )
         if closed(moves):
             return (*node.path, *(move.candidate.text for _, move in moves))
         return None
 
-    def best_step(self, state: LeanState) -> Checked | None:
-        """The best checked block on `state`; stops checking at the first that closes it."""
-        items: list[Checked] = []
+    def greedy_step(self, state: LeanState) -> Checked | None:
+        """The policy's favourite block on `state` that Lean accepts: candidates are checked
+        in the policy's order and checking stops at the first accepted one, so a rollout
+        step costs one Lean call when the favourite works, not k. The others stay unchecked
+        until the state is expanded, if it ever is."""
         for candidate in self.propose(state):
             outcome = self.outcome(state, candidate.text)
-            item = Checked(candidate, outcome)
-            if outcome is not None and outcome.kind == "closed":
-                return item
-            items.append(item)
-        return next((i for i in rank_checked(items) if i.outcome is not None), None)
+            if accepted(outcome):
+                return Checked(candidate, outcome)
+        return None
 
 
 def best_first(

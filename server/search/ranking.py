@@ -25,6 +25,11 @@ class Checked:
         return self.outcome is not None
 
 
+def accepted(outcome: Outcome | None) -> bool:
+    """Whether Lean took a block and it moved the proof: checked, no error, not a no-op."""
+    return outcome is not None and outcome.kind not in _DROPPED
+
+
 def rank_checked(items: Iterable[Checked]) -> list[Checked]:
     """Drop what Lean rejected or what changed nothing; checked candidates first (closed,
     then fewer goals left, then in the order given: the model's), then unchecked ones in the
@@ -34,7 +39,7 @@ def rank_checked(items: Iterable[Checked]) -> list[Checked]:
     for item in items:
         if item.outcome is None:
             unchecked.append(item)
-        elif item.outcome.kind not in _DROPPED:
+        elif accepted(item.outcome):
             checked.append(item)
     checked.sort(key=_rank_key)
     return checked + unchecked

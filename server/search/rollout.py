@@ -3,8 +3,11 @@
 DESIGN.md, "The method": when an applied block moves the open-goal count the way the
 trigger asks (`decrease`: it drops; `change`: it moves at all), continue from the state
 reached with the policy, greedily, checking each move in Lean, for at most H moves, and stop
-after the next goal-count change (the next structural point). The states reached are
-handed to the caller (the search queues them; the prefetch caches their suggestions).
+after the next goal-count change (the next structural point). The proof search goes on
+through a change that meets the trigger (it is a transition that would start a rollout of
+its own); the editor's prefetch stops at every change, where the user goes next. The
+states reached are handed to the caller (the search queues them; the prefetch caches
+their suggestions).
 """
 
 from __future__ import annotations
@@ -32,14 +35,18 @@ def rollout(
     depth: int,
     *,
     visit: Callable[[LeanState, Checked], bool] | None = None,
+    retrigger: Trigger | None = None,
 ) -> list[tuple[LeanState, Checked]]:
-    """Play the best checked move from `start` greedily, at most `depth` moves.
+    """Play the move `best_move` picks, from `start` on, at most `depth` moves.
 
     `best_move(state)` gives a checked block that closes or changes `state` (None: there is
-    none, or the budget is spent). Stops after a move that closes every goal, after one that
-    changes the goal count, or when `visit(reached, move)` says the state reached is not
-    worth following (already known). Returns the moves made, each with the state it was
-    played on."""
+    none, or the budget is spent): in the proof search, the policy's favourite block that
+    Lean accepts; in the editor's prefetch, the best of the checked suggestions it shows.
+    Stops after a move that closes every goal, after one that changes the goal count (unless
+    it does so the way `retrigger` asks: such a move would start a rollout of its own, so
+    this one goes on), or when `visit(reached, move)` says the state reached is not worth
+    following (already known). Returns the moves made, each with the state it was played
+    on."""
     moves: list[tuple[LeanState, Checked]] = []
     state = start
     for _ in range(depth):
@@ -50,7 +57,10 @@ def rollout(
         if move.outcome.kind == "closed":
             break
         reached = state.after(move.outcome)
-        if (visit is not None and not visit(reached, move)) or reached.n_goals != state.n_goals:
+        if visit is not None and not visit(reached, move):
+            break
+        before, after = state.n_goals, reached.n_goals
+        if after != before and (retrigger is None or not triggers(retrigger, before, after)):
             break
         state = reached
     return moves
