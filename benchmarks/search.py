@@ -3,8 +3,9 @@
 1. The five policy configurations of `segpilot bench` (step, step+rollout, segment,
    segment+rollout, whole-proof) on a suite, with the same budget: solved, Lean calls,
    tokens and expansions per solved theorem. `--suite deep` (the default):
-   `tests/fixtures/deep_core`, 25 propositional theorems whose proofs take 2-9 tactics and
-   branch (∧, ∨, ↔ split the goal, so the open-goal count rises and falls several times);
+   `tests/fixtures/deep_core`, 25 propositional theorems whose reference proofs take 2-10
+   tactics, most of them branching (∧, ∨, ↔ split the goal, so the open-goal count rises
+   and falls several times);
    `--suite easy`: `tests/fixtures/easy_core`, the 25 real TPiL statements, most of which
    close in one or two blocks. No Lean toolchain is needed: Lean is the fake REPL's
    core-logic elaborator (`tests/fakes/fake_repl.py --elaborate`), which answers as Lean
@@ -51,8 +52,8 @@ SUITES = {
     "deep": (
         FIXTURES / "deep_core" / "deep_core.jsonl",
         "deep core-logic theorems (`tests/fixtures/deep_core`: propositional statements whose "
-        "proofs take 2-9 tactics and split into several goals with ∧ ∨ ↔, so the open-goal "
-        "count rises and falls several times)",
+        "reference proofs take 2-10 tactics, most of them splitting the goal with ∧ ∨ ↔, so "
+        "the open-goal count rises and falls several times)",
         "search",
     ),
     "easy": (
