@@ -229,7 +229,9 @@ benchmark: {elapsed:.0f} s.
 {table(HEADER, rows)}
 
 Goal-aware rollout (target: at most 0.8x the Lean calls per solved theorem, at an equal or
-higher solved count):
+higher solved count), as `[search]` sets it: trigger `{base.search.trigger}`, H =
+{base.search.rollout_depth}; each move is the policy's favourite block that Lean accepts, and
+the rollout goes on through moves that meet the trigger:
 
 {chr(10).join(f"- {r}" for r in ratios)}
 
