@@ -216,6 +216,7 @@ def main() -> int:
     local.close()
     elapsed = time.perf_counter() - started
 
+    extra = "".join(f"{part}\n\n" for part in (scaling, ray_text) if part)
     body = f"""## Proof search by configuration (`benchmarks/search.py`)
 
 {len(theorems)} {described}, each searched once per configuration and run with the same
@@ -235,11 +236,7 @@ the rollout goes on through moves that meet the trigger:
 
 {chr(10).join(f"- {r}" for r in ratios)}
 
-{scaling}
-
-{ray_text}
-
-Run: `.venv/bin/python benchmarks/search.py --suite {args.suite} --limit {args.limit}
+{extra}Run: `.venv/bin/python benchmarks/search.py --suite {args.suite} --limit {args.limit}
 --repeat {args.repeat} --expansions {args.expansions} -k {args.k}`
 """
     print(body)
