@@ -126,18 +126,22 @@ def test_with_lean_only_checked_suggestions_are_shown(tmp_path):
     assert "goal=repl(1)" in log
 
 
-def test_goal_count_drop_starts_a_prefetch_and_the_next_request_hits_it(tmp_path):
+@pytest.mark.parametrize(("trigger", "prefetches"), [("decrease", 1), ("change", 2)])
+def test_goal_count_drop_starts_a_prefetch_and_the_next_request_hits_it(
+    tmp_path, trigger, prefetches
+):
     text = NESTED
 
     async def scenario():
-        async with sidecar(tmp_path, {**NO_LEAN, **FAST_MODEL}) as car:
+        options = {**NO_LEAN, **FAST_MODEL, "prefetchTrigger": trigger}
+        async with sidecar(tmp_path, options) as car:
             uri = car.open(tmp_path / "Swap.lean", text)
             car.goal_state(uri, 1, 2, [GOAL])
             await car.inline(uri, 1, 2)
             left, right = "case left\nhq : q\n⊢ q", "case right\nhp : p\n⊢ p"
-            car.goal_state(uri, 2, 4, [left, right])  # more goals: no prefetch
+            car.goal_state(uri, 2, 4, [left, right])  # more goals: a prefetch on `change`
             car.goal_state(uri, 2, 4, [left])  # fewer: prefetch the new goal
-            await car.wait_for(lambda s: s.stats.prefetches == 1, what="a prefetch")
+            await car.wait_for(lambda s: s.stats.prefetches == prefetches, what="prefetches")
             await car.wait_for(lambda s: s.caches.running == 0, what="the prefetch to end")
             before = await car.status()
             await car.inline(uri, 2, 4)
