@@ -3,14 +3,13 @@ as a PNG."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from segpilot.errors import SegpilotError
-from segpilot.training.examples import object_rows
+from segpilot.training.examples import group_key, object_rows
 
 
 @dataclass
@@ -77,7 +76,7 @@ def read_stats(path: Path, by: tuple[str, ...] = ("file", "theorem")) -> Stats:
         if before is not None and after is not None:
             stats.moves[after - before] += 1
             stats.closes += after == 0
-        stats.groups.add(json.dumps([row.get(f) for f in by]))
+        stats.groups.add(group_key(row, by))
     if not stats.rows:
         raise SegpilotError(f"{path}: no rows")
     return stats
