@@ -221,7 +221,7 @@ def test_every_deep_theorem_is_in_the_fragment_and_its_reference_proof_is_accept
     for row in rows:
         assert core_logic.parse_declaration(row["statement"] + " := by sorry"), row["name"]
         assert _proof_reply(row) == {"env": 0}, row["name"]
-        # A proof of several tactics that splits the goal: somewhere for a rollout to go.
+        # A proof of at least two tactics: somewhere for a rollout to go.
         assert row["proof"].count("\n") >= 2, row["name"]
 
 

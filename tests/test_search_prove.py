@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,10 @@ from test_search_check import (
 )
 
 from segpilot.model.candidates import Candidate
-from segpilot.search.check import LeanChecker, LeanState
+from segpilot.search.check import LeanChecker, LeanState, Outcome
 from segpilot.search.prove import SearchBudget, best_first
+from segpilot.search.ranking import Checked
+from segpilot.search.rollout import Trigger, rollout
 
 TWO = f"{LEFT}\n\n{RIGHT}"
 RIGHT_HAVE = "case right\np q : Prop\nhp : p\nhq : q\nhp' : p\n⊢ p"
@@ -173,6 +175,37 @@ def test_change_trigger_rolls_out_when_goals_grow_and_goes_on_through_each_chang
     # `change`: the rollout from TWO went on after `exact hq` (2 -> 1 goals, a change that
     # meets the trigger) and asked at RIGHT, where the policy has nothing.
     assert policy.texts() == proposed
+
+
+def _walk(counts: list[int]) -> tuple[LeanState, Callable[[LeanState], Checked]]:
+    """A start state with counts[0] goals and a move function that leads, move by move,
+    through states with counts[1], counts[2], ... goals (proof states 0, 1, 2, ...)."""
+
+    def state(i: int) -> LeanState:
+        return LeanState(i, tuple(f"⊢ g{j}" for j in range(counts[i])), None)
+
+    def move(at: LeanState) -> Checked:
+        after = state(at.proof_state + 1)
+        outcome = Outcome("progress", after.goals, after.proof_state)
+        return Checked(Candidate(f"t{at.proof_state}", (f"t{at.proof_state}",), -1.0), outcome)
+
+    return state(0), move
+
+
+@pytest.mark.parametrize(
+    ("retrigger", "made"),
+    [
+        (None, 1),  # stops after the first count change
+        ("decrease", 2),  # 3 -> 2 meets the trigger and goes on; 2 -> 3 does not
+        ("change", 4),  # every change meets it: only H = 4 stops it
+    ],
+)
+def test_a_rollout_goes_on_through_the_count_changes_that_meet_the_trigger(
+    retrigger: Trigger | None, made: int
+) -> None:
+    start, move = _walk([3, 2, 3, 3, 2, 1, 2])
+    moves = rollout(start, move, 4, retrigger=retrigger)
+    assert [played.proof_state for played, _ in moves] == list(range(made))
 
 
 @pytest.mark.parametrize(
