@@ -6,8 +6,9 @@ on the CPU with the same threads, the same examples, the same loss and optimiser
 * plain: random order, batches of 4, padded to the longest of the 4, the logits of every
   position (what `model(input_ids, labels=...)` computes);
 * segpilot: `segpilot.training.trainer`'s loop: length-bucketed batches of up to
-  `batch_tokens` tokens (padding included, the [training] default), the output layer on
-  the target positions only.
+  `batch_tokens` tokens (padding included, the [training] default), the prompt start that
+  every example of a batch shares (the preset's first line) run once per batch, the output
+  layer on the target positions only.
 
 They run in alternating blocks of about the same number of tokens, so a change in the
 machine's load hits both. Trained tokens/s counts the real tokens (padding excluded). The
@@ -43,6 +44,7 @@ from segpilot.training.trainer import (
     length_batches,
     lora_model,
     pad_batch,
+    shared_prefix,
 )
 
 
@@ -118,6 +120,7 @@ def main() -> int:
     rng.shuffle(order)
     plain_batches = [order[i : i + 4] for i in range(0, len(order), 4)]
     ours_batches = length_batches(examples, ts.batch_tokens, seed=0)
+    shared = sum(shared_prefix([examples[i] for i in b]) for b in ours_batches) / len(ours_batches)
     padded = {
         "plain": sum(max(len(examples[i]) for i in b) * len(b) for b in plain_batches),
         "segpilot": sum(max(len(examples[i]) for i in b) * len(b) for b in ours_batches),
@@ -203,6 +206,7 @@ def main() -> int:
                     ],
                     [
                         f"segpilot train: length-bucketed <= {ts.batch_tokens} tokens, "
+                        f"shared prefix once ({shared:.0f} tokens a batch, mean), "
                         "target logits only",
                         f"{len(examples) / len(ours_batches):.1f} examples (mean)",
                         f"{1 - real_per_epoch / padded['segpilot']:.1%}",

@@ -272,7 +272,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resume_continues(
     assert _record(out)["metrics"]["steps"] == 4
 
 
-def test_loss_on_target_positions_only_equals_the_full_computation(env, segments: Path) -> None:
+def test_target_only_logits_and_a_shared_prefix_give_the_full_loss(env, segments: Path) -> None:
     import torch
 
     from segpilot.engine.settings import TrainingSettings, load_settings
@@ -289,6 +289,8 @@ def test_loss_on_target_positions_only_equals_the_full_computation(env, segments
     )
     batch = trainer.pad_batch(examples, tok.pad_token_id or 0, "cpu")
     assert trainer._body_and_head(model) is not None
+    # The preset's first line is common to every prompt, so the fast path runs it once.
+    assert batch["shared_prefix"] >= trainer.MIN_SHARED_PREFIX
     with torch.no_grad():
         for reduction in ("mean", "sum"):
             fast = float(trainer.batch_loss(model, batch, reduction=reduction))
