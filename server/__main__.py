@@ -2,4 +2,6 @@ import sys
 
 from segpilot.cli import main
 
-sys.exit(main())
+# Guarded: worker processes (`spawn`) import the main module again and must not run it.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -287,7 +287,7 @@ def count_goals(text: str) -> int | None:
     return n
 
 
-def _group_key(values: tuple[Any, ...]) -> tuple[Any, ...]:
+def trajectory_key(values: tuple[Any, ...]) -> tuple[Any, ...]:
     """A hashable key that is equal exactly when the JSON values are equal, type included.
 
     Strings (the usual case) stand for themselves; other values are tagged with their type,
@@ -312,7 +312,11 @@ class NotContiguous(Exception):
 
 
 def read_trajectories(
-    lines: Iterable[str | bytes], group_by: Sequence[str], *, streaming: bool = False
+    lines: Iterable[str | bytes],
+    group_by: Sequence[str],
+    *,
+    streaming: bool = False,
+    at_start: bool = True,
 ) -> Iterator[Trajectory | BadRow]:
     """Group JSONL rows into trajectories; yield each bad row, then every trajectory.
 
@@ -323,17 +327,20 @@ def read_trajectories(
     each trajectory is yielded as soon as the next one starts, so memory is bounded by the
     longest trajectory, not the file; bad rows come as they are read. A row of a finished
     trajectory raises `NotContiguous` (the caller then reads the input again without it).
+
+    `at_start`: the first line is the input's first, which may begin with a byte order mark
+    (false for a reader that starts inside a file).
     """
     if streaming:
-        yield from _stream_trajectories(lines, group_by)
+        yield from _stream_trajectories(lines, group_by, at_start)
         return
     groups: dict[tuple[Any, ...], Trajectory] = {}
-    for item in _steps(lines, group_by):
+    for item in _steps(lines, group_by, at_start):
         if isinstance(item, BadRow):
             yield item
             continue
         values, step = item
-        key = _group_key(values)
+        key = trajectory_key(values)
         trajectory = groups.get(key)
         if trajectory is None:
             trajectory = groups[key] = Trajectory(values, [])
@@ -342,17 +349,17 @@ def read_trajectories(
 
 
 def _stream_trajectories(
-    lines: Iterable[str | bytes], group_by: Sequence[str]
+    lines: Iterable[str | bytes], group_by: Sequence[str], at_start: bool
 ) -> Iterator[Trajectory | BadRow]:
     finished: set[tuple[Any, ...]] = set()
     key: tuple[Any, ...] = ()
     current: Trajectory | None = None
-    for item in _steps(lines, group_by):
+    for item in _steps(lines, group_by, at_start):
         if isinstance(item, BadRow):
             yield item
             continue
         values, step = item
-        row_key = _group_key(values)
+        row_key = trajectory_key(values)
         if current is None or row_key != key:
             if current is not None:
                 finished.add(key)
@@ -366,7 +373,7 @@ def _stream_trajectories(
 
 
 def _steps(
-    lines: Iterable[str | bytes], group_by: Sequence[str]
+    lines: Iterable[str | bytes], group_by: Sequence[str], at_start: bool = True
 ) -> Iterator[tuple[tuple[Any, ...], Step] | BadRow]:
     """Each row as (group-by values, step), or the `BadRow` it is."""
     if not group_by:
@@ -381,7 +388,7 @@ def _steps(
         try:
             if isinstance(raw, bytes):
                 try:
-                    raw = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                    raw = raw.decode("utf-8-sig" if number == 1 and at_start else "utf-8")
                 except UnicodeDecodeError as err:
                     raise _Bad(f"not UTF-8 text ({err.reason} at byte {err.start})") from None
             try:

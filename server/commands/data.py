@@ -9,21 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from segpilot import textfiles
 from segpilot.errors import SegpilotError
 from segpilot.segments import DEFAULT_MAX_TACTICS, OUTPUT_FIELDS, RULES
-from segpilot.textfiles import InputLines
 
 # Bad rows listed one by one on stderr; the rest are counted (all go to --bad-rows FILE).
 SHOWN_BAD_ROWS = 20
-# Inputs at least this large get a progress bar when stderr is a terminal.
-PROGRESS_MIN_BYTES = 8 << 20
 
 SEGMENTS_DESCRIPTION = f"""\
 Cut proof trajectories into segments: blocks of tactics that end where the rule says.
@@ -122,6 +117,13 @@ def register(subparsers: Any) -> None:
         "--strict", action="store_true", help="fail on the first bad row instead of skipping it"
     )
     segments.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="processes that cut a large input (64 MB or more) in parallel, writing what one "
+        "writes (default: the cores free now, at most 8)",
+    )
+    segments.add_argument(
         "--bad-rows",
         type=Path,
         metavar="FILE",
@@ -205,134 +207,10 @@ def _group_fields(text: str) -> list[str]:
     return fields
 
 
-def _check_paths(source: InputLines, output: str, bad_rows: Path | None) -> None:
-    """Refuse, before any work, outputs that would overwrite the input or cannot be written."""
-    if bad_rows is not None and (
-        str(bad_rows) in ("-", output)
-        or (output != "-" and os.path.realpath(bad_rows) == os.path.realpath(output))
-    ):
-        raise SegpilotError("--bad-rows needs a file of its own, not the output")
-    targets: list[str | Path] = [output] if output != "-" else []
-    targets += [bad_rows] if bad_rows is not None else []
-    for target in targets:
-        if source.is_same_file(target):
-            raise SegpilotError(
-                f"{textfiles.printable(target)} is the input file; refusing to overwrite it"
-            )
-        textfiles.check_output(target)
+def _default_workers() -> int:
+    from segpilot.model.backend import free_cores
 
-
-def _progress(lines: Iterable[bytes], size: int) -> Iterator[bytes]:
-    """The lines, drawing a progress bar (by bytes) on stderr for large inputs on a terminal."""
-    if size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
-        yield from lines
-        return
-    from tqdm import tqdm
-
-    with tqdm(total=size, unit="B", unit_scale=True, desc="reading", file=sys.stderr) as bar:
-        for line in lines:
-            bar.update(len(line))
-            yield line
-
-
-# A JSON escape of a lone surrogate (\ud800-\udfff); valid pairs are checked and pass.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-class _LoneSurrogates:
-    """Lines whose JSON strings hold a lone surrogate (`"\\udcff"`) become bad rows here.
-
-    Such JSON parses, but no UTF-8 text can hold the string, so the segment could not be
-    written out. The line itself goes on as a blank line, which the reader skips while
-    counting it, so line numbers stay right. `pending` collects the bad rows; `in_order`
-    merges them with the reader's: the reader yields a bad row only after reading its line,
-    so every pending row is from an earlier line.
-    """
-
-    def __init__(self, lines: Iterable[bytes]) -> None:
-        self._lines = lines
-        self.pending: list[Any] = []
-
-    def __iter__(self) -> Iterator[bytes]:
-        from segpilot.segments import BadRow
-
-        for number, line in enumerate(self._lines, 1):
-            if b"\\u" in line and _SURROGATE_ESCAPE.search(line):
-                surrogate = _lone_surrogate(line)
-                if surrogate is not None:
-                    self.pending.append(
-                        BadRow(number, f"not UTF-8 text (a JSON string holds {surrogate})")
-                    )
-                    yield b""
-                    continue
-            yield line
-
-    def in_order(self, items: Iterable[Any]) -> Iterator[Any]:
-        for item in items:
-            if self.pending:
-                yield from self.pending
-                self.pending.clear()
-            yield item
-        yield from self.pending
-        self.pending.clear()
-
-
-def _lone_surrogate(line: bytes) -> str | None:
-    """The first lone surrogate (printed as `\\uXXXX`) in the row's strings, if any."""
-    try:
-        todo = [json.loads(line.decode("utf-8-sig"))]
-    except ValueError:
-        return None  # not UTF-8 or not JSON: the reader reports it
-    while todo:
-        value = todo.pop()
-        if isinstance(value, dict):
-            todo.extend(value)
-            todo.extend(value.values())
-        elif isinstance(value, list):
-            todo.extend(value)
-        elif isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError as err:
-                return f"\\u{ord(value[err.start]):04x}"
-    return None
-
-
-def _cut(args: argparse.Namespace, group_by: list[str], streaming: bool) -> tuple[Any, ...]:
-    """One pass: read, cut, write. (bad rows, steps, trajectories, segments)."""
-    from segpilot.segments import BadRow, build_segments, read_trajectories
-
-    bad: list[BadRow] = []
-    n_steps = n_trajectories = n_segments = 0
-    # One encoder for the whole run (json.dumps with ensure_ascii=False builds one per
-    # call); a row is the group-by fields, encoded once per trajectory, then the segment's.
-    encode = json.JSONEncoder(ensure_ascii=False).encode
-    with textfiles.open_lines(args.input) as lines:
-        _check_paths(lines, args.output, args.bad_rows)
-        checked = _LoneSurrogates(_progress(lines, lines.size))
-        with textfiles.open_output(args.output) as out:
-            found = read_trajectories(checked, group_by, streaming=streaming)
-            for item in checked.in_order(found):
-                if isinstance(item, BadRow):
-                    if args.strict:
-                        raise SegpilotError(str(item), fix="without --strict, bad rows are skipped")
-                    bad.append(item)
-                    continue
-                head = encode(dict(zip(group_by, item.key, strict=True)))[:-1]
-                segments = build_segments(item.steps, args.rule, args.max_tactics)
-                out.write(
-                    "".join(
-                        f'{head}, "start": {s.start}, "end": {s.end}, "n_goals_before": '
-                        f'{s.n_goals_before}, "n_goals_after": {s.n_goals_after}, "tactics": '
-                        f'{encode(list(s.tactics))}, "state": {encode(s.state)}, "target": '
-                        f"{encode(s.target)}}}\n"
-                        for s in segments
-                    )
-                )
-                n_steps += len(item.steps)
-                n_trajectories += 1
-                n_segments += len(segments)
-    return bad, n_steps, n_trajectories, n_segments
+    return min(8, free_cores(os.cpu_count() or 1))
 
 
 def _jsonl(row: dict[str, Any]) -> str:
@@ -340,17 +218,13 @@ def _jsonl(row: dict[str, Any]) -> str:
 
 
 def run_segments(args: argparse.Namespace) -> int:
-    from segpilot.segments import NotContiguous
+    from segpilot.training.segment_file import CutJob, cut_file
 
     group_by = _group_fields(textfiles.require_utf8(args.group_by, "--group-by"))
-    # Streaming keeps memory to the longest trajectory; it needs a regular output file
-    # (a second pass replaces it whole when the input's trajectories turn out scattered).
-    target = str(args.output)
-    streaming = target != "-" and (not os.path.exists(target) or os.path.isfile(target))
-    try:
-        bad, n_steps, n_trajectories, n_segments = _cut(args, group_by, streaming)
-    except NotContiguous:
-        bad, n_steps, n_trajectories, n_segments = _cut(args, group_by, False)
+    job = CutJob(args.input, tuple(group_by), args.rule, args.max_tactics, args.strict)
+    workers = args.workers or _default_workers()
+    report = cut_file(job, str(args.output), bad_rows=args.bad_rows, workers=workers)
+    bad = report.bad
     for item in bad[:SHOWN_BAD_ROWS]:
         print(f"segpilot: skipped {item}", file=sys.stderr)
     if args.bad_rows is not None:
@@ -366,7 +240,7 @@ def run_segments(args: argparse.Namespace) -> int:
             f"segpilot: ... and {len(bad) - SHOWN_BAD_ROWS} more bad rows ({listed})",
             file=sys.stderr,
         )
-    if bad and not n_steps:
+    if bad and not report.steps:
         print(
             "segpilot: no usable rows: check --group-by and the row fields (tactic, "
             "goals_before/goals_after or state_before/state_after)",
@@ -375,8 +249,8 @@ def run_segments(args: argparse.Namespace) -> int:
     written = "stdout" if args.output == "-" else textfiles.printable(args.output)
     max_note = "" if args.rule == "whole" else f", at most {args.max_tactics} tactics"
     print(
-        f"segpilot: {n_steps + len(bad)} rows read, {len(bad)} bad rows skipped, "
-        f"{n_trajectories} trajectories, {n_segments} segments written to {written} "
+        f"segpilot: {report.steps + len(bad)} rows read, {len(bad)} bad rows skipped, "
+        f"{report.trajectories} trajectories, {report.segments} segments written to {written} "
         f"(rule {args.rule}{max_note})",
         file=sys.stderr,
     )
