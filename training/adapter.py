@@ -22,6 +22,7 @@ from segpilot.model.presets import get_preset
 from segpilot.training import examples as ex
 from segpilot.training.base import load_base, pick_device
 from segpilot.training.card import model_card
+from segpilot.training.ranks import current_ranks, local_device
 from segpilot.training.trainer import (
     STATE_FILE,
     Result,
@@ -79,7 +80,7 @@ def train(
         raise SegpilotError(f"{data}: no segments to train on")
     preset = get_preset(settings.model.preset, settings.model.presets)
     bank = load_bank(settings.model.examples) if ts.shots else None
-    device = pick_device(ts.device)
+    device = local_device(pick_device(ts.device))
     if device == "cpu" and ts.threads:
         torch.set_num_threads(ts.threads)
     model, hf_tokenizer, info = load_base(
@@ -142,6 +143,8 @@ def train(
         "finished": result.steps >= 1 and (output / "adapter_config.json").is_file(),
     }
     record = {**meta, "metrics": metrics, "history": asdict(result.history)}
+    if not current_ranks().main:
+        return result  # rank 0 writes the run's files
     try:
         (output / STATE_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
         (output / "README.md").write_text(model_card(meta, metrics), encoding="utf-8")

@@ -12,8 +12,9 @@ What the loop guarantees:
 - validation loss after each epoch; a loss-curve PNG, the adapter in peft's standard
   format and a model card (README.md) in the output folder.
 
-Several GPUs: run the command under `accelerate launch` (WORLD_SIZE > 1); each process then
-takes every n-th batch and accelerate averages the gradients.
+Several GPUs: run the command under `torchrun` or `accelerate launch` (WORLD_SIZE > 1);
+each process takes every n-th example of each batch and the gradients are summed so that a
+step is the one a single process would take (`segpilot.training.ranks`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 from segpilot.engine.settings import TrainingSettings
 from segpilot.errors import SegpilotError
 from segpilot.training.examples import IGNORE, Example, length_batches
+from segpilot.training.ranks import join_ranks
 
 CHECKPOINTS = "checkpoints"
 KEEP_CHECKPOINTS = 2
@@ -184,7 +186,7 @@ def full_batch_loss(model: Any, batch: dict[str, Any], *, reduction: str = "mean
 def _body_and_head(model: Any) -> tuple[Any, Any] | None:
     """(decoder, output layer) of a (peft-wrapped) causal LM whose logits are the output
     layer applied to the decoder's last hidden state, or None."""
-    inner = getattr(model, "module", model)  # accelerate's DistributedDataParallel
+    inner = model
     if hasattr(inner, "get_base_model"):
         inner = inner.get_base_model()
     config = getattr(inner, "config", None)
@@ -380,8 +382,7 @@ def run_training(
     if not train:
         raise SegpilotError("no training examples", fix="check the data file and max_length")
     output.mkdir(parents=True, exist_ok=True)
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    accelerator: Any = None
+    ranks = join_ranks(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
     progress, history = Progress(), History()
@@ -397,19 +398,15 @@ def run_training(
         log(f"resuming from {found.name} (epoch {progress.epoch + 1}, step {progress.step})")
     else:
         # A fresh run: the checkpoints of an earlier run in this folder are not its own.
-        shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
+        if ranks.main:
+            shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
         random.seed(settings.seed)
         torch.manual_seed(settings.seed)
-    if distributed:
-        from accelerate import Accelerator
-
-        accelerator = Accelerator()
-        model, optimizer = accelerator.prepare(model, optimizer)
     plan = epoch_plan(train, settings, progress.epoch)
     steps_total = total_steps(len(plan), settings)
     model.train()
     bar = None
-    if progress_bar:
+    if progress_bar and ranks.main:
         from tqdm import tqdm
 
         bar = tqdm(
@@ -423,10 +420,13 @@ def run_training(
     started = time.perf_counter()
     run_tokens = 0
 
-    def checkpoint() -> Path:
-        return save_checkpoint(
-            output, _unwrap(model, accelerator), optimizer, progress, history, meta
-        )
+    def checkpoint(wait: bool = True) -> Path | None:
+        saved = None
+        if ranks.main:
+            saved = save_checkpoint(output, model, optimizer, progress, history, meta)
+        if wait:
+            ranks.wait()
+        return saved
 
     try:
         while progress.step < steps_total:
@@ -439,27 +439,28 @@ def run_training(
                 continue
             if stop_after is not None and ran >= stop_after:
                 break
-            index = plan[progress.batch]
-            if accelerator is not None:
-                index = index[accelerator.process_index :: accelerator.num_processes] or index[:1]
-            items = [train[i] for i in index]
+            items = [train[i] for i in ranks.share(plan[progress.batch])]
             if auto_threads and ran % THREADS_EVERY == 0:
                 _use_free_cores()
             t0 = time.perf_counter()
-            loss = batch_loss(model, pad_batch(items, pad_id, device))
-            value = float(loss.detach())
+            targets, tokens_f = ranks.sum(
+                [sum(len(e) - e.n_prompt for e in items), sum(len(e) for e in items)], device
+            )
+            optimizer.zero_grad(set_to_none=True)
+            value = 0.0
+            if items:  # mean over the batch's target tokens on every process together
+                loss = batch_loss(model, pad_batch(items, pad_id, device), reduction="sum")
+                loss = loss / max(targets, 1.0)
+                loss.backward()
+                value = float(loss.detach())
+            value = ranks.sum_gradients(params, value)
             if not math.isfinite(value):
                 raise SegpilotError(
                     f"the training loss became {value} at step {progress.step}",
                     fix="lower [training] lr",
                 )
-            optimizer.zero_grad(set_to_none=True)
-            if accelerator is not None:
-                accelerator.backward(loss)
-            else:
-                loss.backward()
             optimizer.step()
-            tokens = sum(len(e) for e in items)
+            tokens = int(tokens_f)
             history.steps.append((progress.step, value, tokens))
             history.tokens += tokens
             history.seconds += time.perf_counter() - t0
@@ -484,7 +485,7 @@ def run_training(
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        saved = checkpoint()
+        saved = checkpoint(wait=False)
         raise TrainingInterrupted(
             f"interrupted at step {progress.step}; checkpoint saved in {saved}",
             fix="continue with --resume",
@@ -493,9 +494,9 @@ def run_training(
         if bar is not None:
             bar.close()
     finished = progress.step >= steps_total
-    if finished:
+    if finished and ranks.main:
         try:
-            _unwrap(model, accelerator).save_pretrained(output)
+            model.save_pretrained(output)
         except (OSError, RuntimeError) as err:
             raise SegpilotError(f"cannot write the adapter in {output}: {err}") from None
     losses = [loss for _, loss, _ in history.steps]
@@ -521,10 +522,6 @@ def _use_free_cores() -> None:
     from segpilot.model.backend import free_cores
 
     torch.set_num_threads(free_cores(os.cpu_count() or 1))
-
-
-def _unwrap(model: Any, accelerator: Any) -> Any:
-    return accelerator.unwrap_model(model) if accelerator is not None else model
 
 
 def _tail_mean(values: Sequence[float], n: int = 5) -> float | None:

@@ -29,7 +29,8 @@ model card (README.md), the loss curve (loss.png), segpilot-training.json and ch
 `segpilot export ADAPTER_DIR -o adapter.gguf` makes it a llama.cpp adapter.
 
 Several GPUs: accelerate launch -m segpilot train DATA.jsonl -o ADAPTER_DIR --device cuda
-(each process takes its share of every batch; accelerate averages the gradients)."""
+(or torchrun: each process takes its share of every batch; the gradients are summed,
+so a step is the one a single process would take on the whole batch)."""
 
 EPILOG = """\
 examples:
