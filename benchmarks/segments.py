@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import random
 import resource
 import sys
@@ -150,9 +151,10 @@ def time_baseline(path: Path) -> float:
     return time.perf_counter() - start
 
 
-def time_command(path: Path, rule: str, output: Path) -> tuple[float, str]:
+def time_command(path: Path, rule: str, workers: int, output: Path) -> tuple[float, str]:
     """Seconds for one run of the command, and its stderr summary."""
     argv = ["data", "segments", str(path), "--rule", rule, "--output", str(output)]
+    argv += ["--workers", str(workers)]
     stderr = io.StringIO()
     start = time.perf_counter()
     with contextlib.redirect_stderr(stderr):
@@ -163,9 +165,10 @@ def time_command(path: Path, rule: str, output: Path) -> tuple[float, str]:
     return elapsed, stderr.getvalue().strip()
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident memory of this process, or of its largest child process (Linux reports
+    KiB, macOS bytes)."""
+    peak = resource.getrusage(who).ru_maxrss
     return peak / (1e6 if sys.platform == "darwin" else 1e3)
 
 
@@ -174,11 +177,14 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=1_000_000, help="synthetic steps (>= 1)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per measurement")
     parser.add_argument("--rules", default="change,step", help="rules to time, comma-separated")
+    parser.add_argument(
+        "--workers", default="1,2", help="process counts to time (--workers), comma-separated"
+    )
     parser.add_argument("--seed", type=int, default=20260801)
     args = parser.parse_args()
     if args.steps < 1 or args.repeat < 1:
         parser.error("--steps and --repeat must be at least 1")
-    rules = args.rules.split(",")
+    runs_of = [(rule, int(w)) for rule in args.rules.split(",") for w in args.workers.split(",")]
 
     with tempfile.TemporaryDirectory(prefix="segpilot-bench-") as tmp:
         data, output = Path(tmp) / "steps.jsonl", Path(tmp) / "segments.jsonl"
@@ -193,42 +199,46 @@ def main() -> int:
         )
 
         baseline: list[float] = []
-        runs: dict[str, list[float]] = {rule: [] for rule in rules}
+        runs: dict[tuple[str, int], list[float]] = {run: [] for run in runs_of}
         summaries: dict[str, str] = {}
         for r in range(args.repeat):
             baseline.append(time_baseline(data))
-            for rule in rules:
-                elapsed, summary = time_command(data, rule, output)
+            for rule, workers in runs_of:
+                elapsed, summary = time_command(data, rule, workers, output)
                 summaries[rule] = summary.replace(str(output), "OUT.jsonl")
-                runs[rule].append(elapsed)
+                runs[rule, workers].append(elapsed)
             print(
                 f"repeat {r + 1}/{args.repeat}: baseline {baseline[-1]:.2f} s, "
-                + ", ".join(f"{rule} {runs[rule][-1]:.2f} s" for rule in rules),
+                + ", ".join(f"{k[0]} x{k[1]} {v[-1]:.2f} s" for k, v in runs.items()),
                 file=sys.stderr,
             )
+        load = os.getloadavg()[0]
 
     base = median(baseline)
     rows = [["read + json.loads only (baseline)", f"{base:.2f}", f"{n_steps / base:,.0f}", "1.00"]]
-    for rule in rules:
-        t = median(runs[rule])
-        rows.append(
-            [f"`data segments --rule {rule}`", f"{t:.2f}", f"{n_steps / t:,.0f}", f"{t / base:.2f}"]
-        )
+    for (rule, workers), times in runs.items():
+        t = median(times)
+        what = f"`data segments --rule {rule} --workers {workers}`"
+        rows.append([what, f"{t:.2f}", f"{n_steps / t:,.0f}", f"{t / base:.2f}"])
     body = "\n\n".join(
         [
             "## Segment building (`benchmarks/segments.py`)",
             f"{n_steps:,} synthetic steps in {n_trajectories:,} trajectories ({size_mb:.0f} MB of "
             "JSONL; half goal lists, half state strings), end to end: read, count goals (each "
             "distinct state string parsed once), build, write atomically. Median of "
-            f"{args.repeat} runs; {machine()}. Peak memory of the whole benchmark process: "
-            f"{peak_rss_mb():,.0f} MB (the synthetic trajectories' rows are together, so "
-            "each is cut and written as soon as the next begins; goal counts of state strings "
-            "in Lean's plain shape come from `segments.count_goals`, without hypothesis "
-            "objects). Targets: at most 2x the baseline and 200 MB.",
+            f"{args.repeat} runs; {machine()}; 1-minute load average {load:.1f} after the "
+            "runs. Peak memory: the benchmark process (which runs the command with one "
+            f"worker) {peak_rss_mb():,.0f} MB; the largest worker process of the parallel "
+            f"runs {peak_rss_mb(resource.RUSAGE_CHILDREN):,.0f} MB (the synthetic "
+            "trajectories' rows are together, so each is cut and written as soon as the next "
+            "begins; goal counts of state strings in Lean's plain shape come from "
+            "`segments.count_goals`, without hypothesis objects). With several workers, each "
+            "cuts a byte range of the file and the parent joins their parts (see "
+            "`segpilot.training.segment_file`). Targets: at most 2x the baseline and 200 MB.",
             table(["what", "seconds", "steps/s", "× baseline"], rows),
-            "Last summaries:\n\n" + "\n".join(f"- `{summaries[rule]}`" for rule in rules),
+            "Last summaries:\n\n" + "\n".join(f"- `{s}`" for s in summaries.values()),
             f"Run: `.venv/bin/python benchmarks/segments.py --steps {args.steps} "
-            f"--repeat {args.repeat} --rules {args.rules}`",
+            f"--repeat {args.repeat} --rules {args.rules} --workers {args.workers}`",
         ]
     )
     write_section("segments", body)

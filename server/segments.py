@@ -197,7 +197,7 @@ class _GoalCounter:
     any input while the repeats that matter (neighbouring steps) still hit.
     """
 
-    def __init__(self, limit: int = 1 << 16) -> None:
+    def __init__(self, limit: int = 1 << 12) -> None:
         self._limit = limit
         self._states: dict[str, int] = {}
 
