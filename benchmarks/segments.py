@@ -236,6 +236,9 @@ def main() -> int:
             "cuts a byte range of the file and the parent joins their parts (see "
             "`segpilot.training.segment_file`). Targets: at most 2x the baseline and 200 MB.",
             table(["what", "seconds", "steps/s", "× baseline"], rows),
+            "The baseline's runs took " + ", ".join(f"{t:.2f}" for t in baseline) + " s; "
+            "the ratios divide medians by its median. A parallel run's processes hold at most "
+            "the parent's and the workers' peaks together.",
             "Last summaries:\n\n" + "\n".join(f"- `{s}`" for s in summaries.values()),
             f"Run: `.venv/bin/python benchmarks/segments.py --steps {args.steps} "
             f"--repeat {args.repeat} --rules {args.rules} --workers {args.workers}`",
