@@ -7,6 +7,7 @@ workers are real processes (spawned), each cutting its own byte range of the fil
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from pathlib import Path
@@ -15,8 +16,9 @@ import pytest
 
 from segpilot.cli import main
 from segpilot.errors import SegpilotError
+from segpilot.segments import Step, Trajectory, build_segments
 from segpilot.training import segment_file
-from segpilot.training.segment_file import CutJob, CutReport, cut_file
+from segpilot.training.segment_file import CutJob, CutReport, SegmentWriter, cut_file
 
 
 @pytest.fixture(autouse=True)
@@ -159,3 +161,26 @@ def test_the_command_takes_workers_and_reports_as_one_process(tmp_path: Path, ca
         outputs.append((out.read_bytes(), capsys.readouterr().err.replace(out.name, "OUT")))
     assert outputs[0] == outputs[1]
     assert "segments written to" in outputs[0][1]
+
+
+def test_each_line_is_json_dumps_of_the_group_and_the_segment(tmp_path: Path) -> None:
+    """The hand-written encoding is byte for byte `json.dumps(..., ensure_ascii=False)` of
+    the group-by fields and `Segment.as_dict()`, awkward strings included."""
+    odd = ['say "hi"', "back\\slash", "tab\there", "bell\x07", "∀ x, x ≤ 𝔽", "\u2028 \x7f", ""]
+    steps = [
+        Step(f"{text} {i}", before, after, f"h : {text}\n⊢ p {i}")
+        for i, (text, before, after) in enumerate(
+            zip(odd, [1, 2, 2, 1, 3, 2, 1], [2, 2, 1, 3, 2, 1, 0], strict=True)
+        )
+    ]
+    trajectory = Trajectory(('thm "q" ∀', 3), steps)
+    for rule in ("step", "change", "whole"):
+        job = CutJob(tmp_path / "unused", ("theorem", "n"), rule, 3, False)
+        out = io.StringIO()
+        written = SegmentWriter(job).write(out, trajectory)
+        expected = [
+            json.dumps({"theorem": 'thm "q" ∀', "n": 3} | s.as_dict(), ensure_ascii=False)
+            for s in build_segments(steps, rule, 3)
+        ]
+        assert written == len(expected) > 0
+        assert out.getvalue() == "".join(line + "\n" for line in expected)

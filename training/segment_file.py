@@ -51,6 +51,9 @@ from segpilot.segments import (
 PROGRESS_MIN_BYTES = 8 << 20
 # Smaller inputs are cut on one process: starting others costs more than they save.
 PARALLEL_MIN_BYTES = 64 << 20
+# What JSONEncoder(ensure_ascii=False) writes for a str, without its per-call set-up (for a
+# list it builds a whole encoder each time).
+_encode_string = json.encoder.encode_basestring
 # Workers add to the shared byte count (the progress bar) once per this many bytes read.
 _PROGRESS_STEP = 4 << 20
 
@@ -83,24 +86,24 @@ class CutReport:
 class SegmentWriter:
     """Writes the segments of one trajectory as JSON lines: the group-by fields with their
     input values, then `segments.OUTPUT_FIELDS` in order (`Segment.as_dict`, written by
-    hand: one encoder for the whole run, the group-by part encoded once per trajectory)."""
+    hand: `json.dumps` builds an encoder per call, and the group-by part is the same for
+    every segment of a trajectory)."""
 
     def __init__(self, job: CutJob) -> None:
         self._job = job
-        # json.dumps with ensure_ascii=False builds an encoder per call; this is one.
         self._encode = json.JSONEncoder(ensure_ascii=False).encode
 
     def write(self, out: IO[str], trajectory: Trajectory) -> int:
         """Write the trajectory's segments to `out`; how many there were."""
-        encode = self._encode
-        head = encode(dict(zip(self._job.group_by, trajectory.key, strict=True)))[:-1]
+        string = _encode_string
+        head = self._encode(dict(zip(self._job.group_by, trajectory.key, strict=True)))[:-1]
         segments = build_segments(trajectory.steps, self._job.rule, self._job.max_tactics)
         out.write(
             "".join(
                 f'{head}, "start": {s.start}, "end": {s.end}, "n_goals_before": '
                 f'{s.n_goals_before}, "n_goals_after": {s.n_goals_after}, "tactics": '
-                f'{encode(list(s.tactics))}, "state": {encode(s.state)}, "target": '
-                f"{encode(s.target)}}}\n"
+                f'[{", ".join(map(string, s.tactics))}], "state": {string(s.state)}, '
+                f'"target": {string(s.target)}}}\n'
                 for s in segments
             )
         )
