@@ -8,22 +8,6 @@ import sys
 from collections.abc import Sequence
 
 from segpilot import __version__
-from segpilot.commands import (
-    bench,
-    config,
-    data,
-    doctor,
-    eval,
-    export,
-    finetune,
-    goals,
-    prove,
-    serve,
-    suggest,
-    trace,
-    train,
-    watch,
-)
 from segpilot.errors import SegpilotError
 
 EPILOG = """examples:
@@ -46,6 +30,26 @@ Set SEGPILOT_DEBUG=1 to see full tracebacks."""
 
 
 def make_parser() -> argparse.ArgumentParser:
+    # The commands are imported here, not with this module: the worker processes that
+    # `data segments` spawns import the `segpilot` script, hence this module, and need none
+    # of them (they would cost each worker a second and 25 MB).
+    from segpilot.commands import (
+        bench,
+        config,
+        data,
+        doctor,
+        eval,
+        export,
+        finetune,
+        goals,
+        prove,
+        serve,
+        suggest,
+        trace,
+        train,
+        watch,
+    )
+
     parser = argparse.ArgumentParser(
         prog="segpilot",
         description="Lean 4 proof companion: checked multi-tactic segment suggestions "

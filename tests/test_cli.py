@@ -69,6 +69,21 @@ def test_importing_the_cli_loads_no_heavy_library():
     assert done.stdout.strip() == "[]"
 
 
+def test_importing_the_cli_imports_no_command():
+    """Spawned workers (`data segments --workers`) re-import the `segpilot` script, which
+    imports this module: the commands and what they load (the LSP types) wait for main()."""
+    code = (
+        "import sys, segpilot.cli\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('segpilot.commands', "
+        "'segpilot.engine', 'lsprotocol', 'asyncio'))))\n"
+    )
+    done = subprocess.run(
+        [PYTHON, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_unknown_command_exits_2():
     done = run("no-such-command")
     assert done.returncode == 2
