@@ -5,21 +5,22 @@ case tags, tactics that branch (1 -> 2 goals), close goals or rewrite them, an o
 multi-line tactic, and states chained as Lean chains them (the state after a step is the
 state before the next). Half of the trajectories carry goal lists, half state strings.
 
-Each repeat times the command (read -> count goals -> build -> write) and, as the baseline
-in the same run, just reading and JSON-decoding the same file.
+Each repeat times the command, a fresh `segpilot` process (start-up, read -> count goals ->
+build -> write), samples the memory of all its processes, and, as the baseline in the same
+run, times just reading and JSON-decoding the same file.
 
     .venv/bin/python benchmarks/segments.py [--steps N] [--repeat R] [--rules change,step]
+        [--workers 1,2]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import random
-import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +28,9 @@ from pathlib import Path
 
 from _report import machine, median, table, write_section
 
-from segpilot.cli import main as segpilot_main
+# The console script users run (its spawned workers import what it imports).
+SEGPILOT = str(Path(sys.executable).with_name("segpilot"))
+
 
 NAMES = ["n", "m", "k", "a", "b", "x", "y", "xs", "ys", "f", "s", "t"]
 TYPES = ["ℕ", "ℤ", "ℝ", "List α", "Finset ℕ", "α → β", "Set α"]
@@ -151,25 +154,45 @@ def time_baseline(path: Path) -> float:
     return time.perf_counter() - start
 
 
-def time_command(path: Path, rule: str, workers: int, output: Path) -> tuple[float, str]:
-    """Seconds for one run of the command, and its stderr summary."""
+def time_command(path: Path, rule: str, workers: int, output: Path) -> tuple[float, str, float]:
+    """Seconds for one run of the command (a fresh `segpilot` process, start-up included),
+    its stderr summary, and the peak resident memory of all its processes together in MB
+    (0 where /proc is missing)."""
     argv = ["data", "segments", str(path), "--rule", rule, "--output", str(output)]
     argv += ["--workers", str(workers)]
-    stderr = io.StringIO()
     start = time.perf_counter()
-    with contextlib.redirect_stderr(stderr):
-        code = segpilot_main(argv)
-    elapsed = time.perf_counter() - start
-    if code != 0:
-        raise SystemExit(f"segpilot {' '.join(argv)} failed:\n{stderr.getvalue()}")
-    return elapsed, stderr.getvalue().strip()
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen([SEGPILOT, *argv], stderr=stderr)
+        peak_kb = 0
+        while process.poll() is None:
+            peak_kb = max(peak_kb, sum(rss_kb(pid) for pid in process_tree(process.pid)))
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - start
+        stderr.seek(0)
+        said = stderr.read().decode("utf-8", "replace").strip()
+    if process.returncode != 0:
+        raise SystemExit(f"segpilot {' '.join(argv)} failed:\n{said}")
+    return elapsed, said, peak_kb / 1024
 
 
-def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    """Peak resident memory of this process, or of its largest child process (Linux reports
-    KiB, macOS bytes)."""
-    peak = resource.getrusage(who).ru_maxrss
-    return peak / (1e6 if sys.platform == "darwin" else 1e3)
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (Linux /proc; just `pid` elsewhere)."""
+    found = [pid]
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                for child in children.read().split():
+                    found += process_tree(int(child))
+    return found
+
+
+def rss_kb(pid: int) -> int:
+    """Resident memory of a live process in KiB (0 when gone or unknown)."""
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
 
 
 def main() -> int:
@@ -200,13 +223,15 @@ def main() -> int:
 
         baseline: list[float] = []
         runs: dict[tuple[str, int], list[float]] = {run: [] for run in runs_of}
+        peaks: dict[tuple[str, int], float] = dict.fromkeys(runs_of, 0.0)
         summaries: dict[str, str] = {}
         for r in range(args.repeat):
             baseline.append(time_baseline(data))
             for rule, workers in runs_of:
-                elapsed, summary = time_command(data, rule, workers, output)
+                elapsed, summary, peak = time_command(data, rule, workers, output)
                 summaries[rule] = summary.replace(str(output), "OUT.jsonl")
                 runs[rule, workers].append(elapsed)
+                peaks[rule, workers] = max(peaks[rule, workers], peak)
             print(
                 f"repeat {r + 1}/{args.repeat}: baseline {baseline[-1]:.2f} s, "
                 + ", ".join(f"{k[0]} x{k[1]} {v[-1]:.2f} s" for k, v in runs.items()),
@@ -215,11 +240,14 @@ def main() -> int:
         load = os.getloadavg()[0]
 
     base = median(baseline)
-    rows = [["read + json.loads only (baseline)", f"{base:.2f}", f"{n_steps / base:,.0f}", "1.00"]]
+    rows = [
+        ["read + json.loads only (baseline)", f"{base:.2f}", f"{n_steps / base:,.0f}", "1.00", ""]
+    ]
     for (rule, workers), times in runs.items():
         t = median(times)
         what = f"`data segments --rule {rule} --workers {workers}`"
-        rows.append([what, f"{t:.2f}", f"{n_steps / t:,.0f}", f"{t / base:.2f}"])
+        shown = f"{peaks[rule, workers]:,.0f}" if peaks[rule, workers] else "not measured"
+        rows.append([what, f"{t:.2f}", f"{n_steps / t:,.0f}", f"{t / base:.2f}", shown])
     body = "\n\n".join(
         [
             "## Segment building (`benchmarks/segments.py`)",
@@ -227,18 +255,17 @@ def main() -> int:
             "JSONL; half goal lists, half state strings), end to end: read, count goals (each "
             "distinct state string parsed once), build, write atomically. Median of "
             f"{args.repeat} runs; {machine()}; 1-minute load average {load:.1f} after the "
-            "runs. Peak memory: the benchmark process (which runs the command with one "
-            f"worker) {peak_rss_mb():,.0f} MB; the largest worker process of the parallel "
-            f"runs {peak_rss_mb(resource.RUSAGE_CHILDREN):,.0f} MB (the synthetic "
-            "trajectories' rows are together, so each is cut and written as soon as the next "
-            "begins; goal counts of state strings in Lean's plain shape come from "
-            "`segments.count_goals`, without hypothesis objects). With several workers, each "
-            "cuts a byte range of the file and the parent joins their parts (see "
-            "`segpilot.training.segment_file`). Targets: at most 2x the baseline and 200 MB.",
-            table(["what", "seconds", "steps/s", "× baseline"], rows),
+            "runs. Each run is a fresh `segpilot` process, start-up included; its "
+            "peak memory is that of all its processes together (the command and its workers, "
+            "sampled every 50 ms). The synthetic trajectories' rows are together, so each is "
+            "cut and written as soon as the next begins; goal counts of state strings in "
+            "Lean's plain shape come from `segments.count_goals`, without hypothesis objects. "
+            "With several workers, each cuts a byte range of the file and the parent joins "
+            "their parts (see `segpilot.training.segment_file`). Targets: at most 2x the "
+            "baseline and 200 MB.",
+            table(["what", "seconds", "steps/s", "× baseline", "peak memory (MB)"], rows),
             "The baseline's runs took " + ", ".join(f"{t:.2f}" for t in baseline) + " s; "
-            "the ratios divide medians by its median. A parallel run's processes hold at most "
-            "the parent's and the workers' peaks together.",
+            "the ratios divide medians by its median.",
             "Last summaries:\n\n" + "\n".join(f"- `{s}`" for s in summaries.values()),
             f"Run: `.venv/bin/python benchmarks/segments.py --steps {args.steps} "
             f"--repeat {args.repeat} --rules {args.rules} --workers {args.workers}`",
