@@ -8,6 +8,8 @@ default model.
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from segpilot.training.examples import Example
@@ -153,3 +155,27 @@ def test_lora_model_puts_mask_dropout_on_every_lora_layer(tiny_lora) -> None:
     assert len(found) == 2 * 2  # q_proj and v_proj in each of the two layers
     assert not any(type(m) is torch.nn.Dropout for m in model.modules())
     assert all(abs(m.p - 0.1) < 1 / 65536 for m in found)
+
+
+def test_lora_model_warns_nothing() -> None:
+    """`segpilot train` prints its own lines only: peft's question to the model about
+    gradient checkpointing made transformers print a FutureWarning on every run."""
+    pytest.importorskip("peft", reason="the training extra is not installed")
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from segpilot.engine.settings import TrainingSettings
+    from segpilot.training.trainer import lora_model
+
+    config = LlamaConfig(
+        vocab_size=32,
+        hidden_size=16,
+        intermediate_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )
+    base = LlamaForCausalLM(config)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lora_model(base, TrainingSettings(rank=2))
+    assert [str(w.message) for w in caught] == []

@@ -26,6 +26,7 @@ import random
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -257,7 +258,11 @@ def lora_model(model: Any, settings: TrainingSettings) -> Any:
         target_modules=list(settings.target_modules),
         task_type="CAUSAL_LM",
     )
-    wrapped = get_peft_model(model, config)
+    with warnings.catch_warnings():
+        # peft asks the model `is_gradient_checkpointing`, which transformers 5 deprecates
+        # with a FutureWarning on every run: nothing a user of segpilot can act on.
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+        wrapped = get_peft_model(model, config)
     use_mask_dropout(wrapped)
     return wrapped
 
