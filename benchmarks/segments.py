@@ -16,21 +16,15 @@ run, times just reading and JSON-decoding the same file.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _report import machine, median, table, write_section
-
-# The console script users run (its spawned workers import what it imports).
-SEGPILOT = str(Path(sys.executable).with_name("segpilot"))
-
+from _report import SEGPILOT, machine, median, run_measured, table, write_section
 
 NAMES = ["n", "m", "k", "a", "b", "x", "y", "xs", "ys", "f", "s", "t"]
 TYPES = ["ℕ", "ℤ", "ℝ", "List α", "Finset ℕ", "α → β", "Set α"]
@@ -156,43 +150,12 @@ def time_baseline(path: Path) -> float:
 
 def time_command(path: Path, rule: str, workers: int, output: Path) -> tuple[float, str, float]:
     """Seconds for one run of the command (a fresh `segpilot` process, start-up included),
-    its stderr summary, and the peak resident memory of all its processes together in MB
-    (0 where /proc is missing)."""
+    its stderr summary, and the peak memory of all its processes together in MB."""
     argv = ["data", "segments", str(path), "--rule", rule, "--output", str(output)]
-    argv += ["--workers", str(workers)]
-    start = time.perf_counter()
-    with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen([SEGPILOT, *argv], stderr=stderr)
-        peak_kb = 0
-        while process.poll() is None:
-            peak_kb = max(peak_kb, sum(rss_kb(pid) for pid in process_tree(process.pid)))
-            time.sleep(0.05)
-        elapsed = time.perf_counter() - start
-        stderr.seek(0)
-        said = stderr.read().decode("utf-8", "replace").strip()
-    if process.returncode != 0:
-        raise SystemExit(f"segpilot {' '.join(argv)} failed:\n{said}")
-    return elapsed, said, peak_kb / 1024
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants (Linux /proc; just `pid` elsewhere)."""
-    found = [pid]
-    with contextlib.suppress(OSError):
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as children:
-                for child in children.read().split():
-                    found += process_tree(int(child))
-    return found
-
-
-def rss_kb(pid: int) -> int:
-    """Resident memory of a live process in KiB (0 when gone or unknown)."""
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    run = run_measured([SEGPILOT, *argv, "--workers", str(workers)])
+    if run.returncode != 0:
+        raise SystemExit(f"segpilot {' '.join(argv)} failed:\n{run.stderr}")
+    return run.seconds, run.stderr.strip(), run.peak_mb
 
 
 def main() -> int:
