@@ -188,8 +188,8 @@ def main() -> int:
             "epoch, checkpoints and the saved adapter included): "
             f"**{minutes:.1f} min**, {metrics['steps']} steps, "
             f"{metrics['tokens_per_s']:.0f} trained tokens/s, peak memory {command_peak:,.0f} MB "
-            "(a long run is faster than the short blocks above: a loop's rate rises over its "
-            "first steps, and the blocks alternate between two models)"
+            "(a long run is faster than the short blocks above project: a loop's rate rises "
+            "over its first few dozen steps)"
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
     mean_len = real_per_epoch / len(examples)
