@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from tiny_llama import tiny_llama
 
 from segpilot.training.examples import Example
 from segpilot.training.trainer import MIN_SHARED_PREFIX, shared_prefix
@@ -45,22 +46,11 @@ def test_no_shared_prefix_for_one_example_or_a_short_common_start() -> None:
 def tiny_lora():
     torch = pytest.importorskip("torch")
     pytest.importorskip("peft", reason="the training extra is not installed")
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from segpilot.engine.settings import TrainingSettings
     from segpilot.training.trainer import lora_model
 
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=48,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-    )
-    model = lora_model(LlamaForCausalLM(config), TrainingSettings(dropout=0.0, rank=4))
+    model = lora_model(tiny_llama(layers=3), TrainingSettings(dropout=0.0, rank=4))
     with torch.no_grad():  # LoRA's B starts at zero, which would leave A without gradient
         for name, param in model.named_parameters():
             if "lora_B" in name:
@@ -137,20 +127,11 @@ def test_lora_model_puts_mask_dropout_on_every_lora_layer(tiny_lora) -> None:
     found = [m for m in tiny_lora.modules() if isinstance(m, MaskDropout)]
     assert not found  # dropout 0: peft puts no dropout there, nothing to swap
     torch = pytest.importorskip("torch")
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from segpilot.engine.settings import TrainingSettings
     from segpilot.training.trainer import lora_model
 
-    config = LlamaConfig(
-        vocab_size=32,
-        hidden_size=16,
-        intermediate_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-    )
-    model = lora_model(LlamaForCausalLM(config), TrainingSettings(dropout=0.1, rank=2))
+    base = tiny_llama(vocab=32, hidden=16, intermediate=16, heads=2, kv_heads=1)
+    model = lora_model(base, TrainingSettings(dropout=0.1, rank=2))
     found = [m for m in model.modules() if isinstance(m, MaskDropout)]
     assert len(found) == 2 * 2  # q_proj and v_proj in each of the two layers
     assert not any(type(m) is torch.nn.Dropout for m in model.modules())
@@ -161,20 +142,10 @@ def test_lora_model_warns_nothing() -> None:
     """`segpilot train` prints its own lines only: peft's question to the model about
     gradient checkpointing made transformers print a FutureWarning on every run."""
     pytest.importorskip("peft", reason="the training extra is not installed")
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from segpilot.engine.settings import TrainingSettings
     from segpilot.training.trainer import lora_model
 
-    config = LlamaConfig(
-        vocab_size=32,
-        hidden_size=16,
-        intermediate_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-    )
-    base = LlamaForCausalLM(config)
+    base = tiny_llama(layers=1, vocab=32, hidden=16, intermediate=16, heads=2, kv_heads=1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         lora_model(base, TrainingSettings(rank=2))

@@ -34,23 +34,14 @@ def _examples():
 def _train(output: Path) -> dict:
     import torch
     from peft import get_peft_model_state_dict
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from tiny_llama import tiny_llama
 
     from segpilot.engine.settings import TrainingSettings
     from segpilot.training.trainer import lora_model, run_training
 
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
     settings = TrainingSettings(dropout=0.0, rank=4, batch_tokens=120, max_steps=5, lr=0.02)
-    model = lora_model(LlamaForCausalLM(config), settings)
+    model = lora_model(tiny_llama(), settings)
     run_training(
         model,
         _examples(),
