@@ -217,7 +217,7 @@ def main() -> int:
     elapsed = time.perf_counter() - started
 
     extra = "".join(f"{part}\n\n" for part in (scaling, ray_text) if part)
-    body = f"""## Proof search by configuration (`benchmarks/search.py`)
+    body = f"""## Proof search by configuration, {args.suite} suite (`benchmarks/search.py`)
 
 {len(theorems)} {described}, each searched once per configuration and run with the same
 budget: {args.expansions} expansions, k = {args.k}, no wall-clock
