@@ -45,6 +45,8 @@ export const COMMANDS = {
 } as const;
 /** How long the cursor rests before its goal is sent to the sidecar. */
 export const CURSOR_REST_MS = 250;
+/** The task type of *Fine-tune on this project* (contributed in package.json). */
+export const FINE_TUNE_TASK = 'segpilot';
 export const FINE_TUNE_NEEDS =
   'segpilot: fine-tuning runs `segpilot finetune`, found like the sidecar: set "segpilot.server.pythonPath", ' +
   'or a "segpilot.server.command" ending in `serve`.';
@@ -405,7 +407,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       output.appendLine(`[segpilot] status: ${status ? JSON.stringify(status, null, 2) : 'the sidecar is not running'}`);
       output.show(true);
     }),
-    vscode.commands.registerCommand(COMMANDS.fineTune, () => {
+    vscode.commands.registerCommand(COMMANDS.fineTune, async () => {
       const editor = vscode.window.activeTextEditor;
       const file = editor?.document.uri.scheme === 'file' ? editor.document.uri.fsPath : undefined;
       const run = current.fineTuneLine(file);
@@ -414,13 +416,25 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         return;
       }
       current.log(`fine-tune: ${run.line.join(' ')} (in ${run.cwd})`);
-      const terminal = vscode.window.createTerminal({
-        name: 'segpilot fine-tune',
-        cwd: run.cwd,
-        shellPath: run.line[0],
-        shellArgs: run.line.slice(1),
-      });
-      terminal.show();
+      // A task, not createTerminal: a terminal whose process is the command closes the moment
+      // it exits, and the run's closing report (or its error) with it; a task's stays open.
+      const task = new vscode.Task(
+        { type: FINE_TUNE_TASK },
+        vscode.TaskScope.Workspace,
+        'fine-tune',
+        'segpilot',
+        new vscode.ProcessExecution(run.line[0], run.line.slice(1), { cwd: run.cwd }),
+      );
+      task.presentationOptions = {
+        reveal: vscode.TaskRevealKind.Always,
+        panel: vscode.TaskPanelKind.Dedicated,
+        clear: true,
+      };
+      try {
+        await vscode.tasks.executeTask(task);
+      } catch (err) {
+        void vscode.window.showErrorMessage(`segpilot: could not start fine-tuning: ${String(err)}`);
+      }
     }),
     vscode.commands.registerCommand(COMMANDS.reload, async () => {
       if (!current.client?.isRunning()) {

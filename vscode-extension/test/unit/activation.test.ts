@@ -5,9 +5,18 @@ import * as path from 'node:path';
 import { beforeEach, test } from 'node:test';
 import type * as code from 'vscode';
 import { CloseAction, resetClients, script } from './fake-languageclient/node';
-import { activate, COMMANDS, deactivate, describeProve, FINE_TUNE_NEEDS, GOAL_STATE, STATUS_REQUEST } from '../../src/extension';
+import {
+  activate,
+  COMMANDS,
+  deactivate,
+  describeProve,
+  FINE_TUNE_NEEDS,
+  FINE_TUNE_TASK,
+  GOAL_STATE,
+  STATUS_REQUEST,
+} from '../../src/extension';
 import * as vscode from './vscode-mock';
-import { changeConfiguration, recorded, resetMock } from './vscode-mock';
+import { changeConfiguration, ProcessExecution, recorded, resetMock, TaskRevealKind, TaskScope } from './vscode-mock';
 
 const manifest = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8'));
 const SERVER = process.execPath; // any executable: the fake client starts no process
@@ -135,15 +144,18 @@ test('fine-tune runs segpilot finetune on the project in a terminal, with the RE
   recorded.settings.set('segpilot.replCommand', ['lake', 'env', 'my repl']);
   await activate(context());
   await recorded.commands.get(COMMANDS.fineTune)!();
-  assert.deepEqual(recorded.terminals, [
-    {
-      name: 'segpilot fine-tune',
-      cwd: '/',
-      shellPath: SERVER,
-      shellArgs: ['-m', 'segpilot', 'finetune', '/', '--repl-command', "lake env 'my repl'"],
-      shown: true,
-    },
-  ]);
+  assert.equal(recorded.tasks.length, 1);
+  const [task] = recorded.tasks;
+  assert.deepEqual(
+    [task.name, task.source, task.definition, task.scope],
+    ['fine-tune', 'segpilot', { type: FINE_TUNE_TASK }, TaskScope.Workspace],
+  );
+  assert.deepEqual(task.execution, new ProcessExecution(SERVER, ['-m', 'segpilot', 'finetune', '/', '--repl-command', "lake env 'my repl'"], { cwd: '/' }));
+  assert.equal(task.presentationOptions.reveal, TaskRevealKind.Always);
+});
+
+test('the fine-tune task type is the one the manifest contributes', () => {
+  assert.deepEqual(manifest.contributes.taskDefinitions.map((d: { type: string }) => d.type), [FINE_TUNE_TASK]);
 });
 
 test('fine-tune without a way to run segpilot says what to set', async () => {
@@ -151,7 +163,7 @@ test('fine-tune without a way to run segpilot says what to set', async () => {
   recorded.settings.set('segpilot.server.command', [SERVER, 'custom-wrapper']);
   await activate(context());
   await recorded.commands.get(COMMANDS.fineTune)!();
-  assert.deepEqual(recorded.terminals, []);
+  assert.deepEqual(recorded.tasks, []);
   assert.deepEqual(recorded.errors.slice(-1), [FINE_TUNE_NEEDS]);
 });
 

@@ -15,7 +15,7 @@ export const recorded = {
   extensions: new Map<string, unknown>(),
   folders: [] as string[],
   progress: [] as ShownProgress[],
-  terminals: [] as { name: string; cwd: string; shellPath: string; shellArgs: string[]; shown: boolean }[],
+  tasks: [] as Task[],
 };
 
 export function resetMock(): void {
@@ -31,7 +31,7 @@ export function resetMock(): void {
   recorded.extensions.clear();
   recorded.folders.length = 0;
   recorded.progress.length = 0;
-  recorded.terminals.length = 0;
+  recorded.tasks.length = 0;
 }
 
 export class Disposable {
@@ -80,6 +80,49 @@ export interface ShownProgress {
   cancel(): void;
   done: Promise<unknown>;
 }
+
+export enum TaskScope {
+  Global = 1,
+  Workspace = 2,
+}
+
+export enum TaskRevealKind {
+  Always = 1,
+  Silent = 2,
+  Never = 3,
+}
+
+export enum TaskPanelKind {
+  Shared = 1,
+  Dedicated = 2,
+  New = 3,
+}
+
+export class ProcessExecution {
+  constructor(
+    readonly process: string,
+    readonly args: string[],
+    readonly options?: { cwd?: string },
+  ) {}
+}
+
+export class Task {
+  presentationOptions: { reveal?: TaskRevealKind; panel?: TaskPanelKind; clear?: boolean } = {};
+  constructor(
+    readonly definition: { type: string },
+    readonly scope: TaskScope,
+    readonly name: string,
+    readonly source: string,
+    readonly execution: ProcessExecution,
+  ) {}
+}
+
+export const tasks = {
+  executeTask(task: Task): Promise<unknown> {
+    recorded.tasks.push(task);
+    return thenable({ task, terminate: () => undefined });
+  },
+};
 
 export enum StatusBarAlignment {
   Left = 1,
@@ -152,11 +195,6 @@ export const window = {
     return thenable(undefined);
   },
   activeTextEditor: undefined as unknown,
-  createTerminal(options: { name: string; cwd: string; shellPath: string; shellArgs: string[] }) {
-    const made = { ...options, shown: false };
-    recorded.terminals.push(made);
-    return { show: () => (made.shown = true), dispose: () => undefined };
-  },
   onDidChangeTextEditorSelection(listener: Listener<unknown>): Disposable {
     recorded.selectionListeners.push(listener);
     return new Disposable(() => recorded.selectionListeners.splice(recorded.selectionListeners.indexOf(listener), 1));
