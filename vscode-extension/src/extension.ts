@@ -45,6 +45,11 @@ export const COMMANDS = {
 } as const;
 /** How long the cursor rests before its goal is sent to the sidecar. */
 export const CURSOR_REST_MS = 250;
+/** What an error says, without the `Error: ` that String() puts before an Error's message. */
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** The task type of *Fine-tune on this project* (contributed in package.json). */
 export const FINE_TUNE_TASK = 'segpilot';
 export const FINE_TUNE_NEEDS =
@@ -235,7 +240,7 @@ class Sidecar implements vscode.Disposable {
           } catch (err) {
             // A command the user chose (a code action) says why it failed; the notice of an
             // accepted suggestion is background work and only logged.
-            const message = err instanceof Error ? err.message : String(err);
+            const message = errorText(err);
             this.log(`${command} failed: ${message}`);
             if (command !== ACCEPTED) void vscode.window.showErrorMessage(`segpilot: ${message}`);
             return undefined;
@@ -348,8 +353,7 @@ class Sidecar implements vscode.Disposable {
     try {
       return await client.sendRequest(ExecuteCommandRequest.type, { command, arguments: args });
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      void vscode.window.showErrorMessage(`segpilot: ${message}`);
+      void vscode.window.showErrorMessage(`segpilot: ${errorText(err)}`);
       return undefined;
     }
   }
@@ -433,7 +437,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       try {
         await vscode.tasks.executeTask(task);
       } catch (err) {
-        void vscode.window.showErrorMessage(`segpilot: could not start fine-tuning: ${String(err)}`);
+        current.log(`fine-tune did not start: ${errorText(err)}`);
+        void vscode.window.showErrorMessage(`segpilot: could not start fine-tuning: ${errorText(err)}`);
       }
     }),
     vscode.commands.registerCommand(COMMANDS.reload, async () => {

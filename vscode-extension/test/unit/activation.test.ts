@@ -154,6 +154,16 @@ test('fine-tune runs segpilot finetune on the project in a terminal, with the RE
   assert.equal(task.presentationOptions.reveal, TaskRevealKind.Always);
 });
 
+test('a fine-tune task VS Code cannot start is one error message with the reason', async () => {
+  recorded.folders.push('/');
+  recorded.settings.set('segpilot.server.command', [SERVER, '-m', 'segpilot', 'serve']);
+  vscode.tasks.failure = new Error('no task runner');
+  await activate(context());
+  await recorded.commands.get(COMMANDS.fineTune)!();
+  assert.equal(recorded.tasks.length, 1);
+  assert.deepEqual(recorded.errors, ['segpilot: could not start fine-tuning: no task runner']);
+});
+
 test('the fine-tune task type is the one the manifest contributes', () => {
   assert.deepEqual(manifest.contributes.taskDefinitions.map((d: { type: string }) => d.type), [FINE_TUNE_TASK]);
 });

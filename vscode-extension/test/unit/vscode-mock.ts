@@ -32,6 +32,7 @@ export function resetMock(): void {
   recorded.folders.length = 0;
   recorded.progress.length = 0;
   recorded.tasks.length = 0;
+  tasks.failure = undefined;
 }
 
 export class Disposable {
@@ -118,8 +119,11 @@ export class Task {
 }
 
 export const tasks = {
+  /** Set by a test: executeTask rejects with it (as when VS Code cannot run the task). */
+  failure: undefined as Error | undefined,
   executeTask(task: Task): Promise<unknown> {
     recorded.tasks.push(task);
+    if (tasks.failure) return Promise.reject(tasks.failure);
     return thenable({ task, terminate: () => undefined });
   },
 };
