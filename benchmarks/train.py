@@ -180,10 +180,10 @@ def main() -> int:
     full_line = ""
     if args.full:
         del model, opt, plain_model, plain_opt, ours_model, ours_opt  # free for the command
-        minutes, record, command_peak = run_command(len(examples))
+        minutes, record, command_peak = run_command(args.segments)
         metrics = record["metrics"]
         full_line = (
-            f"the command run end to end (`--full`: `segpilot train` on the {len(examples):,} "
+            f"the command run end to end (`--full`: `segpilot train` on the {args.segments:,} "
             "segments with 50 more as --valid, --epochs 3; loading the base, validation each "
             "epoch, checkpoints and the saved adapter included): "
             f"**{minutes:.1f} min**, {metrics['steps']} steps, "
